@@ -1,0 +1,45 @@
+"""Campaign numbers and the rates derived from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Invariant: total = pending + sent + failed + cancelled; read <= delivered <= sent."""
+
+    total: int = 0
+    pending: int = 0
+    sent: int = 0
+    delivered: int = 0
+    read: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @property
+    def progress(self) -> float:
+        return _ratio(self.total - self.pending, self.total)
+
+    @property
+    def delivery_rate(self) -> float:
+        return _ratio(self.delivered, self.sent)
+
+    @property
+    def read_rate(self) -> float:
+        return _ratio(self.read, self.delivered)
+
+    @property
+    def failure_rate(self) -> float:
+        return _ratio(self.failed, self.sent + self.failed)
+
+    def is_consistent(self) -> bool:
+        return (
+            self.total == self.pending + self.sent + self.failed + self.cancelled
+            and 0 <= self.read <= self.delivered <= self.sent
+            and min(self.pending, self.failed, self.cancelled) >= 0
+        )

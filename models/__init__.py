@@ -1,0 +1,169 @@
+"""Tortoise models: the database holds the truth.
+
+Invariants kept by every writer (see services/): a campaign's counters move in the
+same transaction as the message rows they count, so at rest
+  total = pending + sent + failed + cancelled, read <= delivered <= sent,
+and each equals a GROUP BY over its messages. Every status change is a conditional
+UPDATE on (id, status) that bumps `version`, written with a CampaignEvent row.
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+from domain.lifecycle import CampaignStatus
+from domain.messages import Channel, MessageStatus
+
+
+class Workspace(Model):
+    """A tenant: every campaign, key and opt-out belongs to one."""
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "workspace"
+
+
+class ApiKey(Model):
+    """Stored as SHA-256 of the key: keys are 256-bit random, so no salt or slow hash is
+    needed, and lookup is one indexed equality."""
+
+    id = fields.BigIntField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="api_keys", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=200)
+    prefix = fields.CharField(max_length=16)
+    key_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    workspace_id: int
+
+    class Meta:
+        table = "api_key"
+
+
+class Campaign(Model):
+    id = fields.BigIntField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="campaigns", on_delete=fields.CASCADE, db_index=False
+    )
+    name = fields.CharField(max_length=200)
+    channel = fields.CharEnumField(Channel, max_length=16, default=Channel.WHATSAPP)
+    body = fields.TextField()
+    template_name = fields.CharField(max_length=512, null=True)
+    template_language = fields.CharField(max_length=16, null=True)
+    status = fields.CharEnumField(CampaignStatus, max_length=16, default=CampaignStatus.DRAFT)
+    status_reason = fields.TextField(null=True)
+    #: bumped by every write that must not be lost to a race (status changes, edits)
+    version = fields.IntField(default=1)
+    scheduled_at = fields.DatetimeField(null=True)
+    #: changes on SCHEDULE/RESCHEDULE/UNSCHEDULE/CANCEL, so a stale deferred job is a no-op
+    schedule_token = fields.CharField(max_length=32, null=True)
+    send_rate = fields.IntField(null=True)
+    failure_threshold = fields.FloatField(null=True)
+    failure_sample_size = fields.IntField(default=100)
+    total = fields.IntField(default=0)
+    pending = fields.IntField(default=0)
+    sent = fields.IntField(default=0)
+    delivered = fields.IntField(default=0)
+    read = fields.IntField(default=0)
+    failed = fields.IntField(default=0)
+    cancelled = fields.IntField(default=0)
+    #: the worker sending it now, and until when its claim holds
+    lease_owner = fields.CharField(max_length=64, null=True)
+    lease_expires_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    started_at = fields.DatetimeField(null=True)
+    completed_at = fields.DatetimeField(null=True)
+
+    workspace_id: int
+
+    class Meta:
+        table = "campaign"
+        indexes = (
+            # campaigns(...) newest first, optionally by status, per workspace
+            Index(fields=("workspace_id", "id"), name="campaign_ws_id"),
+            Index(fields=("workspace_id", "status", "id"), name="campaign_ws_status_id"),
+            # the sweep: due schedules and expired leases
+            Index(fields=("status", "scheduled_at"), name="campaign_status_sched"),
+        )
+
+
+class Message(Model):
+    """One per recipient of a campaign."""
+
+    id = fields.BigIntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="messages", on_delete=fields.CASCADE, db_index=False
+    )
+    phone = fields.CharField(max_length=20)
+    variables = fields.JSONField(default=dict)
+    status = fields.CharEnumField(MessageStatus, max_length=16, default=MessageStatus.PENDING)
+    provider_message_id = fields.CharField(max_length=128, null=True, db_index=True)
+    error_code = fields.CharField(max_length=32, null=True)
+    error_message = fields.TextField(null=True)
+    attempts = fields.IntField(default=0)
+    sent_at = fields.DatetimeField(null=True)
+    delivered_at = fields.DatetimeField(null=True)
+    read_at = fields.DatetimeField(null=True)
+    failed_at = fields.DatetimeField(null=True)
+
+    campaign_id: int
+
+    class Meta:
+        table = "message"
+        # a recipient appears once per campaign; the import relies on this
+        unique_together = (("campaign_id", "phone"),)
+        indexes = (
+            # claiming pending messages in id order, and messages(status: ...) pages
+            Index(fields=("campaign_id", "status", "id"), name="message_campaign_status_id"),
+            Index(fields=("campaign_id", "id"), name="message_campaign_id"),
+        )
+
+
+class CampaignEvent(Model):
+    """The audit trail: one row per status change (and creation), oldest first."""
+
+    id = fields.BigIntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="events", on_delete=fields.CASCADE, db_index=False
+    )
+    from_status = fields.CharEnumField(CampaignStatus, max_length=16, null=True)
+    to_status = fields.CharEnumField(CampaignStatus, max_length=16)
+    action = fields.CharField(max_length=32)
+    actor = fields.CharField(max_length=200)
+    reason = fields.TextField(null=True)
+    at = fields.DatetimeField(auto_now_add=True)
+
+    campaign_id: int
+
+    class Meta:
+        table = "campaign_event"
+        indexes = (Index(fields=("campaign_id", "id"), name="campaign_event_campaign_id"),)
+
+
+class OptOut(Model):
+    """A phone that asked not to be messaged by this workspace."""
+
+    id = fields.BigIntField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="opt_outs", on_delete=fields.CASCADE, db_index=False
+    )
+    phone = fields.CharField(max_length=20)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    workspace_id: int
+
+    class Meta:
+        table = "opt_out"
+        unique_together = (("workspace_id", "phone"),)
+
+
+__all__ = ["ApiKey", "Campaign", "CampaignEvent", "Message", "OptOut", "Workspace"]
