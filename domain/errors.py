@@ -24,6 +24,11 @@ class DomainError(Exception):
         self.message = message
         self.field: tuple[str, ...] | None = tuple(field) if field is not None else None
 
+    @property
+    def extensions(self) -> dict[str, object]:
+        """What a GraphQL error built from this one carries besides its message."""
+        return {"code": self.code.value, "field": list(self.field) if self.field else None}
+
 
 class NotFound(DomainError):
     code = ErrorCode.NOT_FOUND

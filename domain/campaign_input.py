@@ -1,0 +1,80 @@
+"""Validation of a campaign's editable settings; errors name the input field."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from domain.errors import ValidationFailed
+
+MAX_NAME = 200
+MAX_BODY = 4096  # WhatsApp's text message limit
+MAX_SEND_RATE = 10_000
+_TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+
+#: editable fields, in the contract's camelCase, mapped to model attribute names
+FIELDS: dict[str, str] = {
+    "name": "name",
+    "body": "body",
+    "templateName": "template_name",
+    "templateLanguage": "template_language",
+    "sendRate": "send_rate",
+    "failureThreshold": "failure_threshold",
+    "failureSampleSize": "failure_sample_size",
+}
+
+
+@dataclass(frozen=True)
+class CampaignFields:
+    """Only the fields given; `None` values are meaningful (e.g. sendRate null)."""
+
+    values: dict[str, Any]
+
+
+def validate_fields(given: dict[str, Any], *, creating: bool, prefix: str = "input") -> CampaignFields:
+    """Check `given` (camelCase keys, only those supplied) and return model values."""
+    out: dict[str, Any] = {}
+
+    def fail(key: str, message: str) -> None:
+        raise ValidationFailed(message, (prefix, key))
+
+    for key, value in given.items():
+        attr = FIELDS[key]
+        if key == "name":
+            if value is None or not str(value).strip():
+                fail(key, "name must not be empty.")
+            value = str(value).strip()
+            if len(value) > MAX_NAME:
+                fail(key, f"name is at most {MAX_NAME} characters.")
+        elif key == "body":
+            if value is None or not str(value).strip():
+                fail(key, "body must not be empty.")
+            if len(value) > MAX_BODY:
+                fail(key, f"body is at most {MAX_BODY} characters.")
+        elif key == "templateName":
+            if value is not None and not _TEMPLATE_NAME.fullmatch(value):
+                fail(key, "templateName is lowercase letters, digits and underscores.")
+        elif key == "templateLanguage":
+            if value is not None and not _LANGUAGE.fullmatch(value):
+                fail(key, "templateLanguage is a language code such as en or en_US.")
+        elif key == "sendRate":
+            if value is not None and not 1 <= value <= MAX_SEND_RATE:
+                fail(key, f"sendRate is between 1 and {MAX_SEND_RATE} messages per second.")
+        elif key == "failureThreshold":
+            if value is not None and (math.isnan(value) or not 0 < value <= 1):
+                fail(key, "failureThreshold is a fraction above 0 and at most 1, or null.")
+        elif key == "failureSampleSize":
+            if value is None or not 1 <= value <= 1_000_000:
+                fail(key, "failureSampleSize is between 1 and 1,000,000.")
+        out[attr] = value
+    if creating:
+        for required in ("name", "body"):
+            if required not in given:
+                fail(required, f"{required} is required.")
+    template, language = out.get("template_name"), out.get("template_language")
+    if creating and template and not language:
+        fail("templateLanguage", "templateLanguage is required with templateName.")
+    return CampaignFields(out)

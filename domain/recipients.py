@@ -1,0 +1,44 @@
+"""What makes a usable recipient: an E.164 phone and a flat object of variables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from domain.messages import MAX_VARIABLES_BYTES
+from domain.phones import InvalidPhone, normalize_phone
+
+#: Most recipients one addRecipients call takes; bulk lists go through the CSV import.
+MAX_RECIPIENTS_PER_CALL = 10_000
+
+
+class InvalidRecipient(ValueError):
+    """Why one recipient was refused, for the InvalidRecipient.reason the user reads."""
+
+
+def variables_json(variables: Any) -> str:
+    """The stored JSON of a recipient's variables: a flat object of scalars."""
+    if variables is None:
+        return "{}"
+    if not isinstance(variables, dict):
+        raise InvalidRecipient("variables must be an object of names to values")
+    for key, value in variables.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidRecipient("variable names must be non-empty strings")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise InvalidRecipient(f"variable {key!r} must be a string, number or boolean")
+    text = json.dumps(variables, ensure_ascii=False, separators=(",", ":"))
+    if len(text.encode()) > MAX_VARIABLES_BYTES:
+        raise InvalidRecipient(f"variables are larger than {MAX_VARIABLES_BYTES} bytes")
+    return text
+
+
+def recipient(phone: Any, variables: Any) -> tuple[str, str]:
+    """(E.164 phone, variables JSON) or InvalidRecipient."""
+    if not isinstance(phone, str):
+        raise InvalidRecipient("phone must be a string")
+    try:
+        normalized = normalize_phone(phone)
+    except InvalidPhone as exc:
+        raise InvalidRecipient(str(exc)) from None
+    return normalized, variables_json(variables)

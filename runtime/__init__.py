@@ -1,0 +1,1 @@
+"""Process-level plumbing: migrations, the embedded Redis, the all-in-one dev runner."""

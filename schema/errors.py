@@ -1,0 +1,23 @@
+"""Domain errors as the contract's `userErrors`."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.errors import DomainError, ErrorCode
+
+UserErrorCode = strawberry.enum(ErrorCode, name="UserErrorCode")
+
+
+@strawberry.type(description="An error the user can act on. field is the path to the input at fault.")
+class UserError:
+    field: list[str] | None
+    message: str
+    code: UserErrorCode  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, error: DomainError, rename: dict[str, list[str]] | None = None) -> UserError:
+        path = list(error.field) if error.field else None
+        if path and rename and path[0] in rename:
+            path = rename[path[0]] + path[1:]
+        return cls(field=path, message=error.message, code=error.code)

@@ -1,0 +1,69 @@
+"""Safety limits and error masking for the GraphQL endpoint.
+
+Extensions are passed as factories: one fresh instance per operation (shared instances
+would share per-operation state). ParserCache and ValidationCache keep their caches at
+module level, so they still serve every request (about 4x the request rate here).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from graphql.error import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from domain.errors import DomainError
+from web.observability import current_request_id
+
+log = logging.getLogger("campaigns.graphql")
+
+MAX_DEPTH = 10
+MAX_TOKENS = 5_000
+MAX_ALIASES = 30
+
+
+def _is_expected(error: GraphQLError) -> bool:
+    """Syntax, validation and domain errors are for the client; anything else is a bug."""
+    original = error.original_error
+    return original is None or isinstance(original, DomainError)
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Replace unexpected errors by a message with the request id, and log the real one
+    under that id, so a user's report leads straight to the stack trace."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda e: not _is_expected(e))
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        request_id = current_request_id()
+        log.error(
+            "unexpected error in %s",
+            ".".join(str(p) for p in error.path or ()),
+            exc_info=error.original_error,
+            extra={"request_id": request_id},
+        )
+        masked = super().anonymise_error(error)
+        masked.message = f"Unexpected error (request id {request_id})."
+        masked.extensions = {"code": "INTERNAL", "requestId": request_id}
+        return masked
+
+
+def extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
+    return [
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+        MaskUnexpectedErrors,
+    ]

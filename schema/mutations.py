@@ -1,0 +1,286 @@
+"""Mutations: parse ids, call a service, turn domain errors into `userErrors`.
+
+On INVALID_TRANSITION the payload also carries the campaign as it is now, so a client
+can re-render its buttons from `allowedActions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+import models
+from domain.errors import Conflict, DomainError, InvalidTransition, ValidationFailed
+from domain.ids import expect_id, to_global_id
+from domain.lifecycle import Action
+from schema.context import Context
+from schema.errors import UserError
+from schema.types import Campaign, Channel, Message
+from services import campaigns as campaign_service
+from services import recipients as recipient_service
+from services.auth import Principal
+from services.transitions import apply_action
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type(description="On INVALID_TRANSITION, campaign holds the campaign as it is now, so a client can re-render.")
+class CampaignPayload:
+    campaign: Campaign | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeleteCampaignPayload:
+    deleted_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class InvalidRecipient:
+    index: int
+    phone: str
+    reason: str
+
+
+@strawberry.type
+class AddRecipientsPayload:
+    campaign: Campaign | None
+    added: int
+    duplicates: int
+    opted_out: int
+    invalid: list[InvalidRecipient]
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class TestMessagePayload:
+    message: Message | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class CreateCampaignInput:
+    name: str
+    body: str
+    channel: Channel | None = Channel.WHATSAPP  # type: ignore[valid-type]
+    template_name: str | None = None
+    template_language: str | None = None
+    send_rate: int | None = None
+    failure_threshold: float | None = 0.05
+    failure_sample_size: int | None = 100
+
+
+@strawberry.input(description="Only in DRAFT. Omitted fields stay as they are.")
+class UpdateCampaignInput:
+    id: strawberry.ID
+    name: str | None = strawberry.UNSET
+    body: str | None = strawberry.UNSET
+    template_name: str | None = strawberry.UNSET
+    template_language: str | None = strawberry.UNSET
+    send_rate: int | None = strawberry.UNSET
+    failure_threshold: float | None = strawberry.UNSET
+    failure_sample_size: int | None = strawberry.UNSET
+
+
+@strawberry.input
+class RecipientInput:
+    phone: str
+    variables: JSON | None = None
+
+
+@strawberry.input(description="At most 10,000 recipients a call; bulk files go through the CSV import.")
+class AddRecipientsInput:
+    campaign_id: strawberry.ID
+    recipients: list[RecipientInput]
+
+
+@strawberry.input
+class RemoveRecipientsInput:
+    campaign_id: strawberry.ID
+    phones: list[str]
+
+
+_CAMEL = {
+    "name": "name",
+    "body": "body",
+    "template_name": "templateName",
+    "template_language": "templateLanguage",
+    "send_rate": "sendRate",
+    "failure_threshold": "failureThreshold",
+    "failure_sample_size": "failureSampleSize",
+}
+
+
+def _given(data: Any) -> dict[str, Any]:
+    return {
+        camel: getattr(data, attr)
+        for attr, camel in _CAMEL.items()
+        if getattr(data, attr) is not strawberry.UNSET
+    }
+
+
+async def _campaign_op(
+    info: Info,
+    gid: str,
+    op: Callable[[Principal, int], Awaitable[models.Campaign]],
+    rename: dict[str, list[str]] | None = None,
+) -> CampaignPayload:
+    principal = info.context.require()
+    pk = 0
+    try:
+        pk = expect_id(gid, "Campaign")
+        return CampaignPayload(campaign=Campaign.of(await op(principal, pk)), user_errors=[])
+    except DomainError as error:
+        current = None
+        if isinstance(error, InvalidTransition):
+            current = Campaign.of(await campaign_service.get_campaign(principal, pk))
+        return CampaignPayload(campaign=current, user_errors=[UserError.of(error, rename)])
+
+
+def _transition(
+    info: Info, action: Action, *, reason: str | None = None, scheduled_at: datetime | None = None
+) -> Callable[[Principal, int], Awaitable[models.Campaign]]:
+    async def op(principal: Principal, pk: int) -> models.Campaign:
+        return await apply_action(
+            principal,
+            pk,
+            action,
+            reason=reason,
+            scheduled_at=scheduled_at,
+            after=info.context.after_transition,
+        )
+
+    return op
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_campaign(self, info: Info, input: CreateCampaignInput) -> CampaignPayload:
+        principal = info.context.require()
+        try:
+            campaign = await campaign_service.create_campaign(principal, _given(input))
+        except DomainError as error:
+            return CampaignPayload(campaign=None, user_errors=[UserError.of(error)])
+        return CampaignPayload(campaign=Campaign.of(campaign), user_errors=[])
+
+    @strawberry.mutation
+    async def update_campaign(self, info: Info, input: UpdateCampaignInput) -> CampaignPayload:
+        given = _given(input)
+
+        async def op(principal: Principal, pk: int) -> models.Campaign:
+            return await campaign_service.update_campaign(principal, pk, given)
+
+        return await _campaign_op(info, input.id, op, {"id": ["input", "id"]})
+
+    @strawberry.mutation
+    async def delete_campaign(self, info: Info, id: strawberry.ID) -> DeleteCampaignPayload:
+        principal = info.context.require()
+        try:
+            pk = expect_id(id, "Campaign")
+            await campaign_service.delete_campaign(principal, pk)
+        except DomainError as error:
+            return DeleteCampaignPayload(deleted_id=None, user_errors=[UserError.of(error)])
+        return DeleteCampaignPayload(deleted_id=strawberry.ID(to_global_id("Campaign", pk)), user_errors=[])
+
+    @strawberry.mutation
+    async def add_recipients(self, info: Info, input: AddRecipientsInput) -> AddRecipientsPayload:
+        principal = info.context.require()
+        rename = {"id": ["input", "campaignId"]}
+        try:
+            pk = expect_id(input.campaign_id, "Campaign")
+            report = await recipient_service.add_recipients(
+                principal, pk, [(r.phone, r.variables) for r in input.recipients]
+            )
+            campaign = await campaign_service.get_campaign(principal, pk)
+        except DomainError as error:
+            current = None
+            if isinstance(error, InvalidTransition):
+                current = Campaign.of(await campaign_service.get_campaign(principal, pk))
+            return AddRecipientsPayload(
+                campaign=current, added=0, duplicates=0, opted_out=0, invalid=[],
+                user_errors=[UserError.of(error, rename)],
+            )
+        return AddRecipientsPayload(
+            campaign=Campaign.of(campaign),
+            added=report.added,
+            duplicates=report.duplicates,
+            opted_out=report.opted_out,
+            invalid=[InvalidRecipient(index=r.index, phone=r.phone, reason=r.reason) for r in report.invalid],
+            user_errors=[],
+        )
+
+    @strawberry.mutation
+    async def remove_recipients(self, info: Info, input: RemoveRecipientsInput) -> CampaignPayload:
+        async def op(principal: Principal, pk: int) -> models.Campaign:
+            return await recipient_service.remove_recipients(principal, pk, input.phones)
+
+        return await _campaign_op(info, input.campaign_id, op, {"id": ["input", "campaignId"]})
+
+    @strawberry.mutation(description="DRAFT → SCHEDULED; scheduledAt must be in the future")
+    async def schedule_campaign(self, info: Info, id: strawberry.ID, scheduled_at: datetime) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.SCHEDULE, scheduled_at=scheduled_at))
+
+    @strawberry.mutation(description="SCHEDULED → SCHEDULED at a new time")
+    async def reschedule_campaign(self, info: Info, id: strawberry.ID, scheduled_at: datetime) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.RESCHEDULE, scheduled_at=scheduled_at))
+
+    @strawberry.mutation(description="SCHEDULED → DRAFT")
+    async def unschedule_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.UNSCHEDULE))
+
+    @strawberry.mutation(description="DRAFT → QUEUED")
+    async def send_campaign_now(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.SEND_NOW))
+
+    @strawberry.mutation(description="QUEUED | PROCESSING → PAUSED; no new send starts once this returns")
+    async def pause_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.PAUSE))
+
+    @strawberry.mutation(description="PAUSED → QUEUED; continues with the recipients not yet processed")
+    async def resume_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.RESUME))
+
+    @strawberry.mutation(description="any non-terminal → CANCELLED")
+    async def cancel_campaign(self, info: Info, id: strawberry.ID, reason: str | None = None) -> CampaignPayload:
+        if reason is not None and len(reason) > 1000:
+            return CampaignPayload(
+                campaign=None,
+                user_errors=[UserError.of(_too_long("reason", 1000))],
+            )
+        return await _campaign_op(info, id, _transition(info, Action.CANCEL, reason=reason))
+
+    @strawberry.mutation(description="COMPLETED → QUEUED; failed messages go back to PENDING")
+    async def retry_failed_messages(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.RETRY_FAILED))
+
+    @strawberry.mutation(description="FAILED → QUEUED")
+    async def retry_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.RETRY))
+
+    @strawberry.mutation(description="any → a new DRAFT with the same content and recipients")
+    async def duplicate_campaign(self, info: Info, id: strawberry.ID, name: str | None = None) -> CampaignPayload:
+        async def op(principal: Principal, pk: int) -> models.Campaign:
+            return await campaign_service.duplicate_campaign(principal, pk, name)
+
+        return await _campaign_op(info, id, op)
+
+    @strawberry.mutation(description="sends the rendered message to one phone now, outside the campaign's numbers")
+    async def send_test_message(
+        self, info: Info, id: strawberry.ID, phone: str, variables: JSON | None = None
+    ) -> TestMessagePayload:
+        principal = info.context.require()
+        try:
+            await campaign_service.get_campaign(principal, expect_id(id, "Campaign"))
+            raise Conflict("Test messages need the sending engine, which this server does not run yet.")
+        except DomainError as error:
+            return TestMessagePayload(message=None, user_errors=[UserError.of(error)])
+
+
+def _too_long(field: str, limit: int) -> DomainError:
+    return ValidationFailed(f"{field} is at most {limit} characters.", (field,))

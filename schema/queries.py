@@ -1,0 +1,70 @@
+"""Queries of the contract. Every read is scoped to the caller's workspace."""
+
+from __future__ import annotations
+
+import strawberry
+
+import models
+from domain.errors import NotFound
+from domain.ids import parse_global_id, to_global_id
+from schema.context import Context
+from schema.types import Campaign, CampaignConnection, CampaignStatus, Message, Node, Workspace
+from services import reads
+from services.campaigns import get_campaign
+
+Info = strawberry.Info[Context, None]
+
+
+async def _workspace(info: Info) -> Workspace:
+    principal = info.context.require()
+    workspace = await models.Workspace.get(id=principal.workspace_id)
+    return Workspace(id=strawberry.ID(to_global_id("Workspace", workspace.id)), name=workspace.name)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        principal = info.context.require()
+        parsed = parse_global_id(id)
+        if parsed is None:
+            return None
+        kind, pk = parsed
+        if kind == "Campaign":
+            return await self.campaign(info, id)
+        if kind == "Message":
+            message = await models.Message.get_or_none(
+                id=pk, campaign__workspace_id=principal.workspace_id
+            )
+            return Message.of(message) if message else None
+        if kind == "Workspace" and pk == principal.workspace_id:
+            return await _workspace(info)
+        return None
+
+    @strawberry.field
+    async def viewer(self, info: Info) -> Workspace:
+        return await _workspace(info)
+
+    @strawberry.field
+    async def campaign(self, info: Info, id: strawberry.ID) -> Campaign | None:
+        principal = info.context.require()
+        parsed = parse_global_id(id)
+        if parsed is None or parsed[0] != "Campaign":
+            return None
+        try:
+            return Campaign.of(await get_campaign(principal, parsed[1]))
+        except NotFound:
+            return None
+
+    @strawberry.field(description="first is capped (100); newest first")
+    async def campaigns(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        status: list[CampaignStatus] | None = None,  # type: ignore[valid-type]
+        search: str | None = None,
+    ) -> CampaignConnection:
+        principal = info.context.require()
+        page = await reads.list_campaigns(principal, first, after, status, search)
+        return CampaignConnection.of(page)

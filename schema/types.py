@@ -1,0 +1,303 @@
+"""GraphQL object types of the contract, built from models without extra queries
+except where a field needs its own (messages, events, report)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+from strawberry.scalars import JSON
+
+import models
+from domain import lifecycle
+from domain.ids import encode_cursor, to_global_id
+from domain.lifecycle import CampaignStatus as DomainCampaignStatus
+from domain.messages import Channel as DomainChannel
+from domain.messages import MessageStatus as DomainMessageStatus
+from domain.stats import Stats
+from services import reads
+from services.reads import Page
+
+CampaignStatus = strawberry.enum(DomainCampaignStatus, name="CampaignStatus")
+MessageStatus = strawberry.enum(DomainMessageStatus, name="MessageStatus")
+Channel = strawberry.enum(DomainChannel, name="Channel")
+# The contract's CampaignAction: the user actions of the lifecycle, same names.
+_CampaignAction = Enum(  # type: ignore[misc]
+    "CampaignAction", {a.name: a.value for a in lifecycle.USER_ACTIONS}, type=str
+)
+CampaignAction = strawberry.enum(
+    _CampaignAction,
+    name="CampaignAction",
+    description="What a user may do to a campaign now; the lifecycle table decides.",
+)
+
+
+@strawberry.interface(description="Relay object identification: ids are opaque and global.")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(
+    description=(
+        "Every message is in exactly one state, so total = pending + sent + failed + "
+        "cancelled.\nsent, delivered and read are a funnel: sent counts messages the "
+        "provider accepted and\nthat have not failed since (it includes delivered and "
+        "read); delivered includes read."
+    )
+)
+class CampaignStats:
+    total: int
+    pending: int = strawberry.field(description="not yet resolved, in flight included")
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+    cancelled: int = strawberry.field(description="not sent because the campaign was cancelled")
+    progress: float = strawberry.field(description="processed / total, 0..1")
+    delivery_rate: float = strawberry.field(description="delivered / sent")
+    read_rate: float = strawberry.field(description="read / delivered")
+    failure_rate: float = strawberry.field(description="failed / (sent + failed)")
+
+    @classmethod
+    def of(cls, s: Stats) -> CampaignStats:
+        return cls(
+            total=s.total,
+            pending=s.pending,
+            sent=s.sent,
+            delivered=s.delivered,
+            read=s.read,
+            failed=s.failed,
+            cancelled=s.cancelled,
+            progress=s.progress,
+            delivery_rate=s.delivery_rate,
+            read_rate=s.read_rate,
+            failure_rate=s.failure_rate,
+        )
+
+
+def stats_of(c: models.Campaign) -> Stats:
+    return Stats(c.total, c.pending, c.sent, c.delivered, c.read, c.failed, c.cancelled)
+
+
+@strawberry.type
+class Message(Node):
+    phone: str
+    variables: JSON
+    status: MessageStatus
+    provider_message_id: str | None
+    error_code: str | None
+    error_message: str | None
+    attempts: int
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+    @classmethod
+    def of(cls, m: models.Message) -> Message:
+        return cls(
+            id=strawberry.ID(to_global_id("Message", m.id)),
+            phone=m.phone,
+            variables=m.variables,
+            status=m.status,
+            provider_message_id=m.provider_message_id,
+            error_code=m.error_code,
+            error_message=m.error_message,
+            attempts=m.attempts,
+            sent_at=m.sent_at,
+            delivered_at=m.delivered_at,
+            read_at=m.read_at,
+            failed_at=m.failed_at,
+        )
+
+
+@strawberry.type
+class MessageEdge:
+    node: Message
+    cursor: str
+
+
+@strawberry.type
+class MessageConnection:
+    edges: list[MessageEdge]
+    page_info: PageInfo
+    _page: strawberry.Private[Page]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self._page.total_count()
+
+    @classmethod
+    def of(cls, page: Page) -> MessageConnection:
+        edges = [MessageEdge(node=Message.of(m), cursor=encode_cursor(m.id)) for m in page.rows]
+        end = edges[-1].cursor if edges else None
+        return cls(edges=edges, page_info=PageInfo(has_next_page=page.has_next, end_cursor=end), _page=page)
+
+
+@strawberry.type
+class CampaignEvent:
+    from_: CampaignStatus | None = strawberry.field(name="from")
+    to: CampaignStatus
+    action: str
+    actor: str = strawberry.field(
+        description="who or what caused it: an API key's name, 'scheduler', 'worker', 'failure-guard'"
+    )
+    reason: str | None
+    at: datetime
+
+
+@strawberry.type
+class FailureBucket:
+    code: str
+    message: str
+    count: int
+
+
+@strawberry.type
+class TimelinePoint:
+    at: datetime
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+
+
+@strawberry.type
+class CampaignReport:
+    stats: CampaignStats
+    partial: bool = strawberry.field(description="true unless the campaign completed")
+    csv_url: str = strawberry.field(description="path of the per-recipient CSV export")
+    _campaign_id: strawberry.Private[int]
+
+    @strawberry.field
+    async def failures_by_code(self) -> list[FailureBucket]:
+        rows = await reads.failures_by_code(self._campaign_id)
+        return [FailureBucket(code=r["code"], message=r["message"], count=int(r["count"])) for r in rows]
+
+    @strawberry.field
+    async def timeline(self, bucket_seconds: int | None = 60) -> list[TimelinePoint]:
+        bucket = 60 if bucket_seconds is None else bucket_seconds
+        return [TimelinePoint(**p) for p in await reads.timeline(self._campaign_id, bucket)]
+
+
+@strawberry.type
+class Campaign(Node):
+    name: str
+    channel: Channel
+    body: str = strawberry.field(
+        description="Message body; {{placeholders}} are filled from each recipient's variables."
+    )
+    template_name: str | None = strawberry.field(
+        description="WhatsApp template name and language, where the channel needs one."
+    )
+    template_language: str | None
+    status: CampaignStatus
+    status_reason: str | None = strawberry.field(
+        description="Why the campaign is paused, failed or cancelled, where a reason is known."
+    )
+    scheduled_at: datetime | None
+    send_rate: int | None = strawberry.field(
+        description="Messages per second at most; null means the provider account's limit."
+    )
+    failure_threshold: float | None = strawberry.field(
+        description="Auto-pause when failureRate exceeds this after failureSampleSize attempts; null turns it off."
+    )
+    failure_sample_size: int
+    stats: CampaignStats
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    version: int = strawberry.field(description="Grows with every change of status or settings.")
+    _model: strawberry.Private[models.Campaign]
+
+    @strawberry.field(description="What a user may do to a campaign now; the lifecycle table decides.")
+    def allowed_actions(self) -> list[CampaignAction]:  # type: ignore[valid-type]
+        return [CampaignAction[a.name] for a in lifecycle.allowed_actions(self._model.status)]
+
+    @strawberry.field
+    async def messages(
+        self,
+        first: int | None = 50,
+        after: str | None = None,
+        status: list[MessageStatus] | None = None,  # type: ignore[valid-type]
+    ) -> MessageConnection:
+        return MessageConnection.of(await reads.list_messages(self._model, first, after, status))
+
+    @strawberry.field(description="Status history, oldest first.")
+    async def events(self) -> list[CampaignEvent]:
+        return [
+            CampaignEvent(
+                from_=e.from_status, to=e.to_status, action=e.action, actor=e.actor, reason=e.reason, at=e.at
+            )
+            for e in await reads.list_events(self._model.id)
+        ]
+
+    @strawberry.field
+    def report(self) -> CampaignReport:
+        return CampaignReport(
+            stats=self.stats,
+            partial=self._model.status is not DomainCampaignStatus.COMPLETED,
+            csv_url=f"/campaigns/{self.id}/report.csv",
+            _campaign_id=self._model.id,
+        )
+
+    @classmethod
+    def of(cls, c: models.Campaign) -> Campaign:
+        return cls(
+            id=strawberry.ID(to_global_id("Campaign", c.id)),
+            name=c.name,
+            channel=c.channel,
+            body=c.body,
+            template_name=c.template_name,
+            template_language=c.template_language,
+            status=c.status,
+            status_reason=c.status_reason,
+            scheduled_at=c.scheduled_at,
+            send_rate=c.send_rate,
+            failure_threshold=c.failure_threshold,
+            failure_sample_size=c.failure_sample_size,
+            stats=CampaignStats.of(stats_of(c)),
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            started_at=c.started_at,
+            completed_at=c.completed_at,
+            version=c.version,
+            _model=c,
+        )
+
+
+@strawberry.type
+class CampaignEdge:
+    node: Campaign
+    cursor: str
+
+
+@strawberry.type
+class CampaignConnection:
+    edges: list[CampaignEdge]
+    page_info: PageInfo
+    _page: strawberry.Private[Page]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self._page.total_count()
+
+    @classmethod
+    def of(cls, page: Page) -> CampaignConnection:
+        edges = [CampaignEdge(node=Campaign.of(c), cursor=encode_cursor(c.id)) for c in page.rows]
+        end = edges[-1].cursor if edges else None
+        return cls(edges=edges, page_info=PageInfo(has_next_page=page.has_next, end_cursor=end), _page=page)
+
+
+@strawberry.type
+class Workspace(Node):
+    name: str
+

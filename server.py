@@ -1,0 +1,97 @@
+"""The ASGI application: GraphQL (HTTP and WebSocket), CSV import/export, health,
+metrics. `create_app()` is what uvicorn serves and what tests build inline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from tortoise.contrib.starlette import RegisterTortoise
+
+from schema.app import schema
+from schema.context import Context
+from services.auth import authenticate, bearer_token
+from settings import Settings
+from web.auth import ApiKeyMiddleware
+from web.csv_routes import export_report, import_recipients
+from web.health import healthz, readyz
+from web.observability import ObservabilityMiddleware, configure_logging, metrics
+
+INIT_TIMEOUT = timedelta(seconds=10)
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI app with our context and WebSocket authentication."""
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]
+        principal = request.scope.get("state", {}).get("principal")
+        return Context(request=request, response=response, principal=principal)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:  # type: ignore[override]
+        params = context.connection_params or {}
+        key = params.get("apiKey") or bearer_token(str(params.get("Authorization") or params.get("authorization") or ""))
+        principal = await authenticate(str(key) if key else None)
+        if principal is None:
+            raise ConnectionRejectionError({"message": "A valid API key is required in connection_init."})
+        context.principal = principal
+        return None
+
+
+def _landing(_request: Request) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><title>Campaigns</title><h1>Campaigns</h1>"
+        "<p><a href='/graphql'>GraphiQL</a> · <a href='/healthz'>healthz</a> · "
+        "<a href='/readyz'>readyz</a> · <a href='/metrics'>metrics</a></p>"
+    )
+
+
+def create_app(settings: Settings | None = None, *, manage_logging: bool = True) -> Starlette:
+    settings = settings or Settings.from_env()
+    graphql = GraphQLApp(
+        schema,
+        graphql_ide="graphiql",
+        allowed_origins=settings.allowed_origins,
+        connection_init_wait_timeout=INIT_TIMEOUT,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        if manage_logging:
+            configure_logging(settings.log_level)
+        app.state.settings = settings
+        app.state.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        async with RegisterTortoise(app, config=settings.tortoise_config()):
+            try:
+                yield {}
+            finally:
+                if app.state.redis is not None:
+                    await app.state.redis.aclose()
+
+    routes = [
+        Route("/", _landing),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/campaigns/{id}/recipients", import_recipients, methods=["POST"]),
+        Route("/campaigns/{id}/report.csv", export_report, methods=["GET"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(ObservabilityMiddleware), Middleware(ApiKeyMiddleware)],
+    )
+    app.state.settings = settings
+    return app

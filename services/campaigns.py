@@ -1,0 +1,138 @@
+"""Create, edit, delete and duplicate campaigns.
+
+Every write is gated by a conditional statement on (id, workspace, status[, version]),
+so the lifecycle table holds under races: an edit racing a SCHEDULE either lands while
+the campaign is still DRAFT or is refused, never applied to a scheduled campaign.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.expressions import F
+
+from domain import lifecycle
+from domain.campaign_input import MAX_NAME, validate_fields
+from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
+from domain.ids import to_global_id
+from domain.lifecycle import Action, CampaignStatus
+from models import Campaign, CampaignEvent
+from services import db
+from services.auth import Principal
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+async def get_campaign(principal: Principal, pk: int, field: tuple[str, ...] = ("id",)) -> Campaign:
+    """The caller's campaign; another workspace's is NOT_FOUND exactly like a missing one."""
+    campaign = await Campaign.get_or_none(id=pk, workspace_id=principal.workspace_id)
+    if campaign is None:
+        raise NotFound(f"No campaign with id {to_global_id('Campaign', pk)!r}.", field)
+    return campaign
+
+
+async def refusal(principal: Principal, pk: int, action: Action) -> DomainError:
+    """Why a gated write matched no row: the campaign is gone, or its status forbids it."""
+    campaign = await get_campaign(principal, pk)
+    try:
+        lifecycle.transition(campaign.status, action)
+    except DomainError as exc:
+        return exc
+    return Conflict("The campaign changed while this request ran; try again.", ("id",))
+
+
+async def create_campaign(principal: Principal, given: dict[str, Any]) -> Campaign:
+    fields = validate_fields(given, creating=True)
+    async with db.in_transaction() as conn:
+        campaign = await Campaign.create(
+            using_db=conn, workspace_id=principal.workspace_id, **fields.values
+        )
+        await CampaignEvent.create(
+            using_db=conn,
+            campaign_id=campaign.id,
+            from_status=None,
+            to_status=CampaignStatus.DRAFT,
+            action="CREATE",
+            actor=principal.actor,
+        )
+    return campaign
+
+
+async def update_campaign(principal: Principal, pk: int, given: dict[str, Any]) -> Campaign:
+    """EDIT: only in DRAFT; omitted fields stay as they are."""
+    fields = validate_fields(given, creating=False)
+    campaign = await get_campaign(principal, pk)
+    lifecycle.transition(campaign.status, Action.EDIT)
+    merged_template = fields.values.get("template_name", campaign.template_name)
+    merged_language = fields.values.get("template_language", campaign.template_language)
+    if merged_template and not merged_language:
+        raise ValidationFailed(
+            "templateLanguage is required with templateName.", ("input", "templateLanguage")
+        )
+    if not fields.values:
+        return campaign
+    updated = await Campaign.filter(
+        id=pk,
+        workspace_id=principal.workspace_id,
+        status__in=lifecycle.sources_of(Action.EDIT),
+        version=campaign.version,
+    ).update(**fields.values, version=F("version") + 1, updated_at=now_utc())
+    if not updated:
+        raise await refusal(principal, pk, Action.EDIT)
+    return await get_campaign(principal, pk)
+
+
+async def delete_campaign(principal: Principal, pk: int) -> None:
+    """DELETE: only in DRAFT; messages and events go with it (ON DELETE CASCADE)."""
+    deleted = await Campaign.filter(
+        id=pk, workspace_id=principal.workspace_id, status__in=lifecycle.sources_of(Action.DELETE)
+    ).delete()
+    if not deleted:
+        raise await refusal(principal, pk, Action.DELETE)
+
+
+async def duplicate_campaign(principal: Principal, pk: int, name: str | None) -> Campaign:
+    """A new DRAFT with the same content and recipients (minus phones opted out since)."""
+    source = await get_campaign(principal, pk)
+    lifecycle.transition(source.status, Action.DUPLICATE)
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > MAX_NAME:
+            raise ValidationFailed(f"name is 1 to {MAX_NAME} characters.", ("name",))
+    else:
+        name = f"{source.name[: MAX_NAME - 7]} (copy)"
+    async with db.in_transaction() as conn:
+        copy = await Campaign.create(
+            using_db=conn,
+            workspace_id=principal.workspace_id,
+            name=name,
+            channel=source.channel,
+            body=source.body,
+            template_name=source.template_name,
+            template_language=source.template_language,
+            send_rate=source.send_rate,
+            failure_threshold=source.failure_threshold,
+            failure_sample_size=source.failure_sample_size,
+        )
+        copied = await db.execute(
+            conn,
+            "INSERT INTO message (campaign_id, phone, variables, status, attempts) "
+            "SELECT ?, m.phone, m.variables, 'PENDING', 0 FROM message m "
+            "WHERE m.campaign_id = ? AND NOT EXISTS (SELECT 1 FROM opt_out o "
+            "WHERE o.workspace_id = ? AND o.phone = m.phone) ORDER BY m.id",
+            [copy.id, source.id, principal.workspace_id],
+        )
+        await Campaign.filter(id=copy.id).using_db(conn).update(total=copied, pending=copied)
+        await CampaignEvent.create(
+            using_db=conn,
+            campaign_id=copy.id,
+            from_status=None,
+            to_status=CampaignStatus.DRAFT,
+            action="CREATE",
+            actor=principal.actor,
+            reason=f"duplicate of {to_global_id('Campaign', source.id)}",
+        )
+    return await get_campaign(principal, copy.id)

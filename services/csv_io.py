@@ -1,0 +1,123 @@
+"""Bulk recipients in (CSV import) and per-recipient results out (CSV export).
+
+The import reads a spooled upload, so no network I/O happens inside its transaction
+(SQLite holds its one connection for the whole transaction). It is one transaction:
+an upload is added whole or, on a broken file, not at all. Rows are never turned into
+model objects: text goes from the csv module to COPY (PostgreSQL) or executemany.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import IO
+
+from domain.errors import ValidationFailed
+from domain.lifecycle import Action
+from domain.recipients import InvalidRecipient, recipient
+from models import Campaign, Message
+from services import db
+from services.auth import Principal
+from services.campaigns import get_campaign
+from services.recipients import AddReport, RecipientWriter, lock_draft
+
+# Field size: a variables cell is small; refuse pathological rows early.
+csv.field_size_limit(64 * 1024)
+
+
+def _header(reader: Iterator[list[str]]) -> tuple[int, list[str]]:
+    try:
+        names = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise ValidationFailed("The CSV is empty: the first row must name the columns.", ("csv",)) from None
+    lowered = [n.lower() for n in names]
+    if "phone" not in lowered:
+        raise ValidationFailed("The CSV header has no phone column.", ("csv", "phone"))
+    if len(set(lowered)) != len(lowered) or "" in lowered:
+        raise ValidationFailed("CSV column names must be unique and non-empty.", ("csv", "header"))
+    return lowered.index("phone"), names
+
+
+async def import_csv(principal: Principal, pk: int, upload: IO[bytes]) -> AddReport:
+    """Add the recipients of a CSV (`phone` column + one column per variable)."""
+    await get_campaign(principal, pk)
+    upload.seek(0)
+    text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=True)
+    try:
+        phone_at, names = _header(reader)
+        width = len(names)
+        variable_names = [(i, n) for i, n in enumerate(names) if i != phone_at]
+        async with db.in_transaction() as conn:
+            existing = await lock_draft(conn, principal, pk, Action.ADD_RECIPIENTS)
+            writer = RecipientWriter(conn, pk, principal.workspace_id, existing)
+            row_number = 0
+            for row in reader:
+                if not row:
+                    continue  # blank line
+                row_number += 1
+                if len(row) != width:
+                    writer.report.reject(row_number, row[phone_at] if len(row) > phone_at else "", f"expected {width} columns, found {len(row)}")
+                    continue
+                variables = {name: row[i] for i, name in variable_names if row[i] != ""}
+                try:
+                    phone, variables_json = recipient(row[phone_at], variables)
+                except InvalidRecipient as exc:
+                    writer.report.reject(row_number, row[phone_at], str(exc))
+                    continue
+                await writer.add(phone, variables_json)
+            return await writer.finish()
+    except UnicodeDecodeError:
+        raise ValidationFailed("The CSV is not UTF-8 text.", ("csv",)) from None
+    except csv.Error as exc:
+        raise ValidationFailed(f"The CSV is malformed near line {reader.line_num}: {exc}.", ("csv",)) from None
+    finally:
+        text.detach()
+
+
+EXPORT_COLUMNS = (
+    "phone", "status", "error_code", "error_message", "attempts", "provider_message_id",
+    "sent_at", "delivered_at", "read_at", "failed_at", "variables",
+)
+_EXPORT_PAGE = 5_000
+
+
+async def export_csv(campaign: Campaign) -> AsyncIterator[bytes]:
+    """The campaign's messages as CSV, one page of rows at a time (keyset on id)."""
+    buffer = io.StringIO()
+    out = csv.writer(buffer)
+    out.writerow(EXPORT_COLUMNS)
+    last = 0
+    encoder = codecs.getincrementalencoder("utf-8")()
+    yield encoder.encode("\ufeff" + buffer.getvalue())
+    while True:
+        rows = await (
+            Message.filter(campaign_id=campaign.id, id__gt=last)
+            .order_by("id")
+            .limit(_EXPORT_PAGE)
+            .values_list("id", *EXPORT_COLUMNS)
+        )
+        if not rows:
+            return
+        buffer.seek(0)
+        buffer.truncate()
+        for row in rows:
+            *cells, variables = row[1:]
+            out.writerow(
+                [_cell(c) for c in cells]
+                + [json.dumps(variables, ensure_ascii=False) if not isinstance(variables, str) else variables]
+            )
+        last = rows[-1][0]
+        yield encoder.encode(buffer.getvalue())
+
+
+def _cell(value: object) -> object:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()  # type: ignore[attr-defined]
+    return getattr(value, "value", value)
+

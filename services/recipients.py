@@ -1,0 +1,249 @@
+"""Adding and removing recipients of a DRAFT campaign, and the DRAFT exit guard's facts.
+
+All writers of a campaign's recipients first take the gate: a conditional UPDATE on the
+campaign row (status DRAFT) inside their transaction. On PostgreSQL that row lock
+serialises them; SQLite has one writer anyway. Holding it, a writer knows no one else
+inserts into this campaign, so duplicates can be filtered in memory and with indexed
+look-ups, and PostgreSQL can load with COPY instead of INSERT ... ON CONFLICT
+(about twice as fast for a million rows). Counters move in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+
+from domain import lifecycle
+from domain.errors import LimitExceeded
+from domain.lifecycle import Action
+from domain.recipients import MAX_RECIPIENTS_PER_CALL, InvalidRecipient, recipient
+from domain.templates import missing_variables, placeholders
+from models import Campaign
+from services import db
+from services.auth import Principal
+from services.campaigns import get_campaign, now_utc, refusal
+
+#: Rows per round trip: big enough to amortise it, small enough for SQLite's
+#: 32,766-parameter limit and to keep memory flat on a million-row import.
+BATCH = 5_000
+#: Invalid rows listed in a report; the count beyond it is still exact.
+MAX_LISTED_INVALID = 1_000
+
+
+@dataclass
+class InvalidRow:
+    index: int
+    phone: str
+    reason: str
+
+
+@dataclass
+class AddReport:
+    added: int = 0
+    duplicates: int = 0
+    opted_out: int = 0
+    invalid: list[InvalidRow] = field(default_factory=list)
+    invalid_count: int = 0
+
+    def reject(self, index: int, phone: str, reason: str) -> None:
+        self.invalid_count += 1
+        if len(self.invalid) < MAX_LISTED_INVALID:
+            self.invalid.append(InvalidRow(index, phone, reason))
+
+
+async def lock_draft(conn: BaseDBAsyncClient, principal: Principal, pk: int, action: Action) -> int:
+    """Take the campaign's gate for `action` inside `conn`'s transaction; return its total."""
+    locked = await Campaign.filter(
+        id=pk, workspace_id=principal.workspace_id, status__in=lifecycle.sources_of(action)
+    ).using_db(conn).update(version=F("version") + 1, updated_at=now_utc())
+    if not locked:
+        raise await refusal(principal, pk, action)
+    return int(await db.fetch_val(conn, "SELECT total FROM campaign WHERE id = ?", [pk]))
+
+
+class RecipientWriter:
+    """Writes validated recipients into one campaign whose gate the caller holds."""
+
+    def __init__(
+        self, conn: BaseDBAsyncClient, campaign_id: int, workspace_id: int, existing: int
+    ) -> None:
+        self.conn = conn
+        self.campaign_id = campaign_id
+        self.workspace_id = workspace_id
+        self.check_existing = existing > 0
+        self.check_opt_outs: bool | None = None  # looked up once, on the first batch
+        self.seen: set[str] = set()
+        self.report = AddReport()
+        self._pending: list[tuple[str, str]] = []
+        self._postgres = db.is_postgres(conn)
+
+    async def add(self, phone: str, variables: str) -> None:
+        """One valid recipient (E.164 phone, variables JSON); duplicates are counted."""
+        if phone in self.seen:
+            self.report.duplicates += 1
+            return
+        self.seen.add(phone)
+        self._pending.append((phone, variables))
+        if len(self._pending) >= BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        if self.check_opt_outs is None:
+            self.check_opt_outs = bool(
+                await db.fetch(self.conn, "SELECT 1 AS x FROM opt_out WHERE workspace_id = ? LIMIT 1", [self.workspace_id])
+            )
+        if self.check_opt_outs:
+            blocked = await self._present("opt_out", "workspace_id", self.workspace_id, batch)
+            if blocked:
+                self.report.opted_out += len(blocked)
+                batch = [row for row in batch if row[0] not in blocked]
+        if self.check_existing:
+            known = await self._present("message", "campaign_id", self.campaign_id, batch)
+            if known:
+                self.report.duplicates += len(known)
+                batch = [row for row in batch if row[0] not in known]
+        if batch:
+            await self._insert(batch)
+            self.report.added += len(batch)
+
+    async def finish(self) -> AddReport:
+        await self.flush()
+        if self.report.added:
+            await Campaign.filter(id=self.campaign_id).using_db(self.conn).update(
+                total=F("total") + self.report.added, pending=F("pending") + self.report.added
+            )
+        return self.report
+
+    async def _present(
+        self, table: str, owner: str, owner_id: int, batch: Sequence[tuple[str, str]]
+    ) -> set[str]:
+        phones = [row[0] for row in batch]
+        if self._postgres:
+            sql = f"SELECT phone FROM {table} WHERE {owner} = ? AND phone = ANY(?)"
+            rows = await db.fetch(self.conn, sql, [owner_id, phones])
+        else:
+            marks = ",".join("?" * len(phones))
+            sql = f"SELECT phone FROM {table} WHERE {owner} = ? AND phone IN ({marks})"
+            rows = await db.fetch(self.conn, sql, [owner_id, *phones])
+        return {row["phone"] for row in rows}
+
+    async def _insert(self, batch: Sequence[tuple[str, str]]) -> None:
+        cid = self.campaign_id
+        if self._postgres:
+            async with self.conn.acquire_connection() as raw:
+                await raw.copy_records_to_table(
+                    "message",
+                    records=[(cid, phone, variables, "PENDING", 0) for phone, variables in batch],
+                    columns=["campaign_id", "phone", "variables", "status", "attempts"],
+                )
+        else:
+            await self.conn.execute_many(
+                "INSERT INTO message (campaign_id, phone, variables, status, attempts) "
+                "VALUES (?, ?, ?, 'PENDING', 0)",
+                [[cid, phone, variables] for phone, variables in batch],
+            )
+
+
+async def add_recipients(
+    principal: Principal, pk: int, recipients: Sequence[tuple[Any, Any]]
+) -> AddReport:
+    """ADD_RECIPIENTS: invalid ones are reported by index with a reason, the rest added."""
+    if len(recipients) > MAX_RECIPIENTS_PER_CALL:
+        raise LimitExceeded(
+            f"At most {MAX_RECIPIENTS_PER_CALL:,} recipients a call (got {len(recipients):,}); "
+            "upload larger lists as CSV to POST /campaigns/{id}/recipients.",
+            ("input", "recipients"),
+        )
+    await get_campaign(principal, pk)  # NOT_FOUND before any validation noise
+    valid: list[tuple[str, str]] = []
+    report_invalid: list[tuple[int, str, str]] = []
+    for index, (phone, variables) in enumerate(recipients):
+        try:
+            valid.append(recipient(phone, variables))
+        except InvalidRecipient as exc:
+            report_invalid.append((index, str(phone), str(exc)))
+    async with db.in_transaction() as conn:
+        existing = await lock_draft(conn, principal, pk, Action.ADD_RECIPIENTS)
+        writer = RecipientWriter(conn, pk, principal.workspace_id, existing)
+        for row in report_invalid:
+            writer.report.reject(*row)
+        for phone, variables in valid:
+            await writer.add(phone, variables)
+        return await writer.finish()
+
+
+async def remove_recipients(principal: Principal, pk: int, phones: Sequence[str]) -> Campaign:
+    """REMOVE_RECIPIENTS: phones not in the campaign are ignored."""
+    if len(phones) > MAX_RECIPIENTS_PER_CALL:
+        raise LimitExceeded(
+            f"At most {MAX_RECIPIENTS_PER_CALL:,} phones a call (got {len(phones):,}).",
+            ("input", "phones"),
+        )
+    wanted = sorted(set(_phone_forms(phones)))
+    async with db.in_transaction() as conn:
+        await lock_draft(conn, principal, pk, Action.REMOVE_RECIPIENTS)
+        removed = 0
+        for start in range(0, len(wanted), BATCH):
+            chunk = wanted[start : start + BATCH]
+            marks = ",".join("?" * len(chunk))
+            removed += await db.execute(
+                conn,
+                f"DELETE FROM message WHERE campaign_id = ? AND phone IN ({marks})",
+                [pk, *chunk],
+            )
+        if removed:
+            await Campaign.filter(id=pk).using_db(conn).update(
+                total=F("total") - removed, pending=F("pending") - removed
+            )
+    return await get_campaign(principal, pk)
+
+
+def _phone_forms(phones: Iterable[str]) -> Iterable[str]:
+    """Each phone as given and as E.164, so '+44 7911 123456' removes '+447911123456'."""
+    for phone in phones:
+        yield phone.strip()
+        try:
+            yield recipient(phone, None)[0]
+        except InvalidRecipient:
+            pass
+
+
+@dataclass(frozen=True)
+class LaunchReadiness:
+    recipients: int
+    missing_count: int
+    missing_variables: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+async def launch_facts(campaign: Campaign) -> LaunchReadiness:
+    """Recipients, and those lacking a variable the body uses (null or empty counts)."""
+    names = placeholders(campaign.body)
+    if not names or not campaign.total:
+        return LaunchReadiness(campaign.total, 0, ())
+    conn = db.client()
+    if db.is_postgres(conn):
+        lacks = " OR ".join(f"COALESCE(variables->>?, '') = ''" for _ in names)
+        args: list[Any] = list(names)
+    else:
+        lacks = " OR ".join("COALESCE(json_extract(variables, ?), '') = ''" for _ in names)
+        args = [f'$."{n}"' for n in names]
+    where = f"campaign_id = ? AND ({lacks})"
+    count = int(await db.fetch_val(conn, f"SELECT COUNT(*) AS n FROM message WHERE {where}", [campaign.id, *args]) or 0)
+    if not count:
+        return LaunchReadiness(campaign.total, 0, ())
+    sample = await db.fetch(
+        conn, f"SELECT phone, variables FROM message WHERE {where} ORDER BY id LIMIT 1", [campaign.id, *args]
+    )
+    row = sample[0]
+    variables = row["variables"]
+    if isinstance(variables, str):
+        variables = json.loads(variables)
+    return LaunchReadiness(campaign.total, count, ((row["phone"], missing_variables(names, variables)),))

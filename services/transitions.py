@@ -1,0 +1,218 @@
+"""Status changes: the lifecycle table applied with one conditional UPDATE each.
+
+`apply_action` reads the campaign, asks `domain.lifecycle` for the transition and its
+guards, then in one transaction:
+  1. UPDATE campaign SET status=<target>, version=version+1 ...
+       WHERE id=? AND status=<source> AND version=<read version>
+     -- zero rows means somebody else changed it first: re-read and decide again;
+  2. moves the message rows the transition implies (CANCEL: pending -> cancelled;
+     RETRY_FAILED: retryable failed -> pending) and the counters with them;
+  3. writes the CampaignEvent row.
+So two racing mutations can never both win, and the history has no gaps.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+
+from domain import lifecycle
+from domain.errors import Conflict
+from domain.lifecycle import Action, CampaignStatus, LaunchFacts, Transition
+from domain.messages import PERMANENT_RECIPIENT_ERRORS
+from models import Campaign, CampaignEvent
+from services import db
+from services.auth import Principal
+from services.campaigns import get_campaign, now_utc
+from services.recipients import launch_facts
+
+#: Called after a transition commits (the sending engine hooks in here: schedule a
+#: job, tell a running worker to stop). Never called inside the transaction.
+AfterTransition = Callable[[Campaign, Transition], Awaitable[None]]
+
+_ATTEMPTS = 5
+
+
+def _permanent_placeholders() -> str:
+    return ", ".join("?" for _ in PERMANENT_RECIPIENT_ERRORS)
+
+
+_RETRYABLE = (
+    f"campaign_id = ? AND status = 'FAILED' AND "
+    f"(error_code IS NULL OR error_code NOT IN ({_permanent_placeholders()}))"
+)
+
+
+async def count_retryable(conn: BaseDBAsyncClient, campaign_id: int) -> int:
+    return int(
+        await db.fetch_val(
+            conn,
+            f"SELECT COUNT(*) AS n FROM message WHERE {_RETRYABLE}",
+            [campaign_id, *sorted(PERMANENT_RECIPIENT_ERRORS)],
+        )
+        or 0
+    )
+
+
+def _status_fields(t: Transition, now: datetime, reason: str | None, scheduled_at: datetime | None) -> dict[str, Any]:
+    """Columns that change with the status, besides status and version."""
+    fields: dict[str, Any] = {"status": t.target, "updated_at": now}
+    action = t.action
+    if action in (Action.SCHEDULE, Action.RESCHEDULE):
+        fields.update(scheduled_at=scheduled_at, schedule_token=secrets.token_hex(8))
+    elif action is Action.UNSCHEDULE:
+        fields.update(scheduled_at=None, schedule_token=None)
+    elif action is Action.SEND_NOW:
+        fields.update(schedule_token=None)
+    if t.target is CampaignStatus.CANCELLED:
+        fields.update(schedule_token=None, status_reason=reason, lease_owner=None)
+    elif t.target in (CampaignStatus.PAUSED, CampaignStatus.FAILED):
+        fields.update(status_reason=reason)
+    elif t.target is CampaignStatus.QUEUED:
+        fields.update(status_reason=None, completed_at=None)
+    elif t.target is CampaignStatus.PROCESSING:
+        fields.update(started_at=now)
+    elif t.target is CampaignStatus.COMPLETED:
+        fields.update(completed_at=now, lease_owner=None)
+    return fields
+
+
+async def _move_messages(conn: BaseDBAsyncClient, campaign_id: int, action: Action) -> None:
+    """Message rows and counters that move with the status, in the same transaction."""
+    if action is Action.CANCEL:
+        # Only PENDING: a SENDING message is in flight; its worker records the outcome.
+        moved = await db.execute(
+            conn,
+            "UPDATE message SET status = 'CANCELLED' WHERE campaign_id = ? AND status = 'PENDING'",
+            [campaign_id],
+        )
+        if moved:
+            await Campaign.filter(id=campaign_id).using_db(conn).update(
+                pending=F("pending") - moved, cancelled=F("cancelled") + moved
+            )
+    elif action is Action.RETRY_FAILED:
+        moved = await db.execute(
+            conn,
+            f"UPDATE message SET status = 'PENDING', error_code = NULL, error_message = NULL, "
+            f"failed_at = NULL WHERE {_RETRYABLE}",
+            [campaign_id, *sorted(PERMANENT_RECIPIENT_ERRORS)],
+        )
+        if moved:
+            await Campaign.filter(id=campaign_id).using_db(conn).update(
+                pending=F("pending") + moved, failed=F("failed") - moved
+            )
+
+
+async def apply_action(
+    principal: Principal,
+    pk: int,
+    action: Action,
+    *,
+    reason: str | None = None,
+    scheduled_at: datetime | None = None,
+    after: AfterTransition | None = None,
+) -> Campaign:
+    """Apply a user action that changes (or keeps) the status. Raises NotFound,
+    InvalidTransition (naming the current status and allowed actions), ValidationFailed
+    from a guard, or Conflict if the campaign kept changing under us."""
+    for _ in range(_ATTEMPTS):
+        campaign = await get_campaign(principal, pk)
+        t = lifecycle.transition(campaign.status, action)
+        now = now_utc()
+        await _check_guards(campaign, t, scheduled_at, now)
+        async with db.in_transaction() as conn:
+            won = await Campaign.filter(
+                id=pk, workspace_id=principal.workspace_id, status=t.source, version=campaign.version
+            ).using_db(conn).update(
+                version=F("version") + 1, **_status_fields(t, now, reason, scheduled_at)
+            )
+            if not won:
+                continue  # lost a race: re-read and decide again from the new status
+            await _move_messages(conn, pk, action)
+            await CampaignEvent.create(
+                using_db=conn,
+                campaign_id=pk,
+                from_status=t.source,
+                to_status=t.target,
+                action=action.value,
+                actor=principal.actor,
+                reason=reason,
+            )
+        updated = await get_campaign(principal, pk)
+        if after is not None:
+            await after(updated, t)
+        return updated
+    raise Conflict("The campaign kept changing while this request ran; try again.", ("id",))
+
+
+async def _check_guards(
+    campaign: Campaign, t: Transition, scheduled_at: datetime | None, now: datetime
+) -> None:
+    if t.action in (Action.SCHEDULE, Action.SEND_NOW):
+        facts = await launch_facts(campaign)
+        lifecycle.check_launch(
+            t.action,
+            LaunchFacts(
+                recipients=facts.recipients,
+                missing_variables=facts.missing_variables,
+                missing_count=facts.missing_count,
+                scheduled_at=scheduled_at,
+                now=now,
+            ),
+        )
+    elif t.action is Action.RESCHEDULE:
+        lifecycle.check_launch(
+            t.action, LaunchFacts(recipients=campaign.total, scheduled_at=scheduled_at, now=now)
+        )
+    elif t.action is Action.RETRY_FAILED:
+        lifecycle.check_retry_failed(await count_retryable(db.client(), campaign.id))
+
+
+
+
+async def apply_system_action(
+    campaign_id: int,
+    action: Action,
+    *,
+    actor: str,
+    reason: str | None = None,
+    expect: CampaignStatus | None = None,
+    after: AfterTransition | None = None,
+) -> Campaign | None:
+    """A transition taken by the system (scheduler, worker, failure guard): the same
+    table, the same conditional UPDATE and event. Returns None when the campaign is
+    not (or no longer) in a status that allows `action` — a stale job does nothing."""
+    for _ in range(_ATTEMPTS):
+        campaign = await Campaign.get_or_none(id=campaign_id)
+        if campaign is None or (expect is not None and campaign.status is not expect):
+            return None
+        if (campaign.status, action) not in lifecycle.TABLE:
+            return None
+        t = lifecycle.transition(campaign.status, action)
+        now = now_utc()
+        async with db.in_transaction() as conn:
+            won = await Campaign.filter(
+                id=campaign_id, status=t.source, version=campaign.version
+            ).using_db(conn).update(version=F("version") + 1, **_status_fields(t, now, reason, campaign.scheduled_at))
+            if not won:
+                continue
+            await _move_messages(conn, campaign_id, action)
+            await CampaignEvent.create(
+                using_db=conn,
+                campaign_id=campaign_id,
+                from_status=t.source,
+                to_status=t.target,
+                action=action.value,
+                actor=actor,
+                reason=reason,
+            )
+        updated = await Campaign.get(id=campaign_id)
+        if after is not None:
+            await after(updated, t)
+        return updated
+    return None

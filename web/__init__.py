@@ -1,0 +1,1 @@
+"""HTTP edges besides GraphQL: auth, CSV import/export, health, metrics, logs."""

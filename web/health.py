@@ -1,0 +1,36 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from services import db
+
+
+async def healthz(_request: Request) -> JSONResponse:
+    """The process is up and its event loop answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database and Redis both answer within a second."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(db.fetch_val(db.client(), "SELECT 1 AS one"), 1.0)
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which
+        checks["database"] = f"error: {type(exc).__name__}: {exc}"[:200]
+    redis = getattr(request.app.state, "redis", None)
+    if redis is None:
+        checks["redis"] = "error: REDIS_URL is not configured"
+    else:
+        try:
+            await asyncio.wait_for(redis.ping(), 1.0)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}: {exc}"[:200]
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)

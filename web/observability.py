@@ -1,0 +1,118 @@
+"""Request ids, JSON logs and Prometheus metrics, as one pure-ASGI middleware.
+
+Pure ASGI rather than BaseHTTPMiddleware: it adds no task per request and does not
+buffer streamed bodies (the CSV export streams).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+REQUESTS = Counter(
+    "campaigns_http_requests_total", "HTTP requests handled", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "campaigns_http_request_duration_seconds",
+    "Time to the response's first byte",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def current_request_id() -> str:
+    return _request_id.get()
+
+
+def _route_label(path: str) -> str:
+    """A bounded label: raw paths carry ids and would explode the series count."""
+    if path.startswith("/campaigns/"):
+        return "/campaigns/{id}/report.csv" if path.endswith(".csv") else "/campaigns/{id}/recipients"
+    if path in ("/graphql", "/healthz", "/readyz", "/metrics", "/", "/webhooks/whatsapp"):
+        return path
+    return "other"
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming[:64] if incoming.isprintable() and incoming else secrets.token_hex(8)
+        token = _request_id.set(request_id)
+        route = _route_label(scope["path"])
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                LATENCY.labels(route).observe(time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if scope["type"] == "http":
+                REQUESTS.labels(scope["method"], route, str(status)).inc()
+            _request_id.reset(token)
+
+
+async def metrics(_request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: what log shippers ingest without parsing rules."""
+
+    _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or current_request_id(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in self._STANDARD and key not in entry:
+                entry[key] = value if isinstance(value, str | int | float | bool | None) else repr(value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "arq", "tortoise"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # Per-request access lines are what /metrics is for; keep logs for events.
+    logging.getLogger("uvicorn.access").setLevel("WARNING")
+    logging.getLogger("tortoise").setLevel("WARNING")
