@@ -8,6 +8,7 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from settings import Settings
 
@@ -15,7 +16,7 @@ DEV_DIR = Path("data")
 DEV_KEY_FILE = DEV_DIR / "dev-api-key"
 
 
-def _uvicorn_config(app: object, host: str, port: int, **extra: object) -> object:
+def _uvicorn_config(app: Any, host: str, port: int, **extra: Any) -> Any:
     import uvicorn
 
     return uvicorn.Config(
@@ -26,7 +27,7 @@ def _uvicorn_config(app: object, host: str, port: int, **extra: object) -> objec
         ws_per_message_deflate=False,  # 25 KiB per idle socket instead of 59
         ws_ping_interval=20,  # strawberry sends no pings on graphql-transport-ws
         ws_ping_timeout=20,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

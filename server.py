@@ -40,7 +40,9 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:  # type: ignore[override]
         params = context.connection_params or {}
-        key = params.get("apiKey") or bearer_token(str(params.get("Authorization") or params.get("authorization") or ""))
+        key = params.get("apiKey") or bearer_token(
+            str(params.get("Authorization") or params.get("authorization") or "")
+        )
         principal = await authenticate(str(key) if key else None)
         if principal is None:
             raise ConnectionRejectionError({"message": "A valid API key is required in connection_init."})

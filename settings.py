@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 |---|---|---|
-| DATABASE_URL | sqlite://data/campaigns.sqlite3 | Tortoise URL: sqlite://PATH or postgres://USER@HOST:PORT/DB |
+| DATABASE_URL | sqlite://data/campaigns.sqlite3 | sqlite://PATH or postgres://USER@HOST:PORT/DB |
 | REDIS_URL | (unset) | redis://HOST:PORT/DB; unset in `campaigns dev` starts an embedded Redis |
 | ALLOWED_ORIGINS | (empty) | comma-separated origins allowed for cross-origin WebSockets and CORS |
 | LOG_LEVEL | INFO | Python log level of the JSON logs |

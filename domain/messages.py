@@ -22,9 +22,7 @@ class Channel(StrEnum):
 #: Failures that are about the recipient itself: sending again cannot succeed, so
 #: RETRY_FAILED leaves these messages failed. WhatsApp codes: 131026 undeliverable,
 #: 131047 re-engagement window, 131049 ecosystem limit, 131050 user stopped marketing.
-PERMANENT_RECIPIENT_ERRORS: frozenset[str] = frozenset(
-    {"invalid_recipient", "opted_out", "131026", "131050"}
-)
+PERMANENT_RECIPIENT_ERRORS: frozenset[str] = frozenset({"invalid_recipient", "opted_out", "131026", "131050"})
 
 #: Most recipient variables a message may carry (bytes of JSON): keeps rows small.
 MAX_VARIABLES_BYTES = 4096

@@ -116,9 +116,7 @@ def normalize_phone(raw: str) -> str:
         number = phonenumbers.parse(text, None)
     except NumberParseException as exc:
         if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE:
-            raise InvalidPhone(
-                "not in international format: start with + and the country code"
-            ) from None
+            raise InvalidPhone("not in international format: start with + and the country code") from None
         raise InvalidPhone(f"not a phone number ({exc._msg})") from None
     if not phonenumbers.is_valid_number(number):
         reason = phonenumbers.is_possible_number_with_reason(number)

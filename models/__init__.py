@@ -9,6 +9,8 @@ UPDATE on (id, status) that bumps `version`, written with a CampaignEvent row.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -104,7 +106,7 @@ class Message(Model):
         "models.Campaign", related_name="messages", on_delete=fields.CASCADE, db_index=False
     )
     phone = fields.CharField(max_length=20)
-    variables = fields.JSONField(default=dict)
+    variables: Any = fields.JSONField(default=dict)
     status = fields.CharEnumField(MessageStatus, max_length=16, default=MessageStatus.PENDING)
     provider_message_id = fields.CharField(max_length=128, null=True, db_index=True)
     error_code = fields.CharField(max_length=32, null=True)

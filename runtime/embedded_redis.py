@@ -29,9 +29,21 @@ class EmbeddedRedis:
         self.socket.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [
-                executable, "--port", "0", "--unixsocket", str(self.socket.resolve()),
-                "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
-                "--dir", str(self.directory.resolve()), "--loglevel", "warning",
+                executable,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket.resolve()),
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory.resolve()),
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
         )

@@ -28,7 +28,9 @@ from services.transitions import apply_action
 Info = strawberry.Info[Context, None]
 
 
-@strawberry.type(description="On INVALID_TRANSITION, campaign holds the campaign as it is now, so a client can re-render.")
+@strawberry.type(
+    description="On INVALID_TRANSITION, campaign holds the campaign as it is now, so a client can re-render."
+)
 class CampaignPayload:
     campaign: Campaign | None
     user_errors: list[UserError]
@@ -203,7 +205,11 @@ class Mutation:
             if isinstance(error, InvalidTransition):
                 current = Campaign.of(await campaign_service.get_campaign(principal, pk))
             return AddRecipientsPayload(
-                campaign=current, added=0, duplicates=0, opted_out=0, invalid=[],
+                campaign=current,
+                added=0,
+                duplicates=0,
+                opted_out=0,
+                invalid=[],
                 user_errors=[UserError.of(error, rename)],
             )
         return AddRecipientsPayload(
@@ -223,11 +229,15 @@ class Mutation:
         return await _campaign_op(info, input.campaign_id, op, {"id": ["input", "campaignId"]})
 
     @strawberry.mutation(description="DRAFT → SCHEDULED; scheduledAt must be in the future")
-    async def schedule_campaign(self, info: Info, id: strawberry.ID, scheduled_at: datetime) -> CampaignPayload:
+    async def schedule_campaign(
+        self, info: Info, id: strawberry.ID, scheduled_at: datetime
+    ) -> CampaignPayload:
         return await _campaign_op(info, id, _transition(info, Action.SCHEDULE, scheduled_at=scheduled_at))
 
     @strawberry.mutation(description="SCHEDULED → SCHEDULED at a new time")
-    async def reschedule_campaign(self, info: Info, id: strawberry.ID, scheduled_at: datetime) -> CampaignPayload:
+    async def reschedule_campaign(
+        self, info: Info, id: strawberry.ID, scheduled_at: datetime
+    ) -> CampaignPayload:
         return await _campaign_op(info, id, _transition(info, Action.RESCHEDULE, scheduled_at=scheduled_at))
 
     @strawberry.mutation(description="SCHEDULED → DRAFT")
@@ -247,7 +257,9 @@ class Mutation:
         return await _campaign_op(info, id, _transition(info, Action.RESUME))
 
     @strawberry.mutation(description="any non-terminal → CANCELLED")
-    async def cancel_campaign(self, info: Info, id: strawberry.ID, reason: str | None = None) -> CampaignPayload:
+    async def cancel_campaign(
+        self, info: Info, id: strawberry.ID, reason: str | None = None
+    ) -> CampaignPayload:
         if reason is not None and len(reason) > 1000:
             return CampaignPayload(
                 campaign=None,
@@ -264,13 +276,17 @@ class Mutation:
         return await _campaign_op(info, id, _transition(info, Action.RETRY))
 
     @strawberry.mutation(description="any → a new DRAFT with the same content and recipients")
-    async def duplicate_campaign(self, info: Info, id: strawberry.ID, name: str | None = None) -> CampaignPayload:
+    async def duplicate_campaign(
+        self, info: Info, id: strawberry.ID, name: str | None = None
+    ) -> CampaignPayload:
         async def op(principal: Principal, pk: int) -> models.Campaign:
             return await campaign_service.duplicate_campaign(principal, pk, name)
 
         return await _campaign_op(info, id, op)
 
-    @strawberry.mutation(description="sends the rendered message to one phone now, outside the campaign's numbers")
+    @strawberry.mutation(
+        description="sends the rendered message to one phone now, outside the campaign's numbers"
+    )
     async def send_test_message(
         self, info: Info, id: strawberry.ID, phone: str, variables: JSON | None = None
     ) -> TestMessagePayload:

@@ -10,6 +10,7 @@ from domain.ids import parse_global_id, to_global_id
 from schema.context import Context
 from schema.types import Campaign, CampaignConnection, CampaignStatus, Message, Node, Workspace
 from services import reads
+from services.auth import Principal
 from services.campaigns import get_campaign
 
 Info = strawberry.Info[Context, None]
@@ -19,6 +20,13 @@ async def _workspace(info: Info) -> Workspace:
     principal = info.context.require()
     workspace = await models.Workspace.get(id=principal.workspace_id)
     return Workspace(id=strawberry.ID(to_global_id("Workspace", workspace.id)), name=workspace.name)
+
+
+async def _campaign(principal: Principal, pk: int) -> Campaign | None:
+    try:
+        return Campaign.of(await get_campaign(principal, pk))
+    except NotFound:
+        return None
 
 
 @strawberry.type
@@ -31,11 +39,9 @@ class Query:
             return None
         kind, pk = parsed
         if kind == "Campaign":
-            return await self.campaign(info, id)
+            return await _campaign(principal, pk)
         if kind == "Message":
-            message = await models.Message.get_or_none(
-                id=pk, campaign__workspace_id=principal.workspace_id
-            )
+            message = await models.Message.get_or_none(id=pk, campaign__workspace_id=principal.workspace_id)
             return Message.of(message) if message else None
         if kind == "Workspace" and pk == principal.workspace_id:
             return await _workspace(info)
@@ -47,14 +53,10 @@ class Query:
 
     @strawberry.field
     async def campaign(self, info: Info, id: strawberry.ID) -> Campaign | None:
-        principal = info.context.require()
         parsed = parse_global_id(id)
         if parsed is None or parsed[0] != "Campaign":
             return None
-        try:
-            return Campaign.of(await get_campaign(principal, parsed[1]))
-        except NotFound:
-            return None
+        return await _campaign(info.context.require(), parsed[1])
 
     @strawberry.field(description="first is capped (100); newest first")
     async def campaigns(

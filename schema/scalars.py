@@ -22,9 +22,7 @@ def _parse(value: Any) -> datetime:
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO 8601 date-time.") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(
-            f"{value!r} has no UTC offset; add one, e.g. 2030-01-01T09:00:00+00:00 or ...Z."
-        )
+        raise ValueError(f"{value!r} has no UTC offset; add one, e.g. 2030-01-01T09:00:00+00:00 or ...Z.")
     return parsed.astimezone(UTC)
 
 

@@ -23,7 +23,9 @@ Info = strawberry.Info[Context, None]
 POLL_SECONDS = 1.0
 
 
-@strawberry.type(description="A flat snapshot, built from the published event: no database read per subscriber.")
+@strawberry.type(
+    description="A flat snapshot, built from the published event: no database read per subscriber."
+)
 class CampaignProgress:
     campaign_id: strawberry.ID
     status: CampaignStatus
@@ -58,7 +60,9 @@ class Subscription:
         description="The current snapshot first, then one whenever the status or numbers change. "
         "It stays open after a terminal status: receipts keep arriving."
     )
-    async def campaign_progress(self, info: Info, id: strawberry.ID) -> AsyncGenerator[CampaignProgress, None]:
+    async def campaign_progress(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[CampaignProgress, None]:
         principal = info.context.require()
         pk = expect_id(id, "Campaign")
         campaign = await get_campaign(principal, pk)
@@ -79,21 +83,31 @@ class Subscription:
                 last, last_at, last_done = now_state, now, done
                 yield progress_of(campaign, rate)
 
-    @strawberry.subscription(description="Status changes of every campaign in the caller's workspace, for list dashboards.")
+    @strawberry.subscription(
+        description="Status changes of every campaign in the caller's workspace, for list dashboards."
+    )
     async def campaign_status_changes(
-        self, info: Info, status: list[CampaignStatus] | None = None  # type: ignore[valid-type]
+        self,
+        info: Info,
+        status: list[CampaignStatus] | None = None,  # type: ignore[valid-type]
     ) -> AsyncGenerator[CampaignStatusChange, None]:
         principal = info.context.require()
         wanted = set(status or ())
-        newest = await models.CampaignEvent.filter(
-            campaign__workspace_id=principal.workspace_id
-        ).order_by("-id").first()
+        newest = (
+            await models.CampaignEvent.filter(campaign__workspace_id=principal.workspace_id)
+            .order_by("-id")
+            .first()
+        )
         last_event = newest.id if newest else 0
         while True:
             await asyncio.sleep(POLL_SECONDS)
-            events = await models.CampaignEvent.filter(
-                campaign__workspace_id=principal.workspace_id, id__gt=last_event
-            ).order_by("id").prefetch_related("campaign")
+            events = (
+                await models.CampaignEvent.filter(
+                    campaign__workspace_id=principal.workspace_id, id__gt=last_event
+                )
+                .order_by("id")
+                .prefetch_related("campaign")
+            )
             for e in events:
                 last_event = e.id
                 if wanted and e.to_status not in wanted:

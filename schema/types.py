@@ -12,16 +12,16 @@ from strawberry.scalars import JSON
 import models
 from domain import lifecycle
 from domain.ids import encode_cursor, to_global_id
-from domain.lifecycle import CampaignStatus as DomainCampaignStatus
-from domain.messages import Channel as DomainChannel
-from domain.messages import MessageStatus as DomainMessageStatus
+from domain.lifecycle import CampaignStatus
+from domain.messages import Channel, MessageStatus
 from domain.stats import Stats
 from services import reads
 from services.reads import Page
 
-CampaignStatus = strawberry.enum(DomainCampaignStatus, name="CampaignStatus")
-MessageStatus = strawberry.enum(DomainMessageStatus, name="MessageStatus")
-Channel = strawberry.enum(DomainChannel, name="Channel")
+# strawberry.enum registers the domain enums themselves: one enum, no mapping code.
+strawberry.enum(CampaignStatus, name="CampaignStatus")
+strawberry.enum(MessageStatus, name="MessageStatus")
+strawberry.enum(Channel, name="Channel")
 # The contract's CampaignAction: the user actions of the lifecycle, same names.
 _CampaignAction = Enum(  # type: ignore[misc]
     "CampaignAction", {a.name: a.value for a in lifecycle.USER_ACTIONS}, type=str
@@ -207,7 +207,9 @@ class Campaign(Node):
         description="Messages per second at most; null means the provider account's limit."
     )
     failure_threshold: float | None = strawberry.field(
-        description="Auto-pause when failureRate exceeds this after failureSampleSize attempts; null turns it off."
+        description=(
+            "Auto-pause when failureRate exceeds this after failureSampleSize attempts; null turns it off."
+        )
     )
     failure_sample_size: int
     stats: CampaignStats
@@ -244,7 +246,7 @@ class Campaign(Node):
     def report(self) -> CampaignReport:
         return CampaignReport(
             stats=self.stats,
-            partial=self._model.status is not DomainCampaignStatus.COMPLETED,
+            partial=self._model.status is not CampaignStatus.COMPLETED,
             csv_url=f"/campaigns/{self.id}/report.csv",
             _campaign_id=self._model.id,
         )
@@ -300,4 +302,3 @@ class CampaignConnection:
 @strawberry.type
 class Workspace(Node):
     name: str
-

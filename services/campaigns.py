@@ -47,9 +47,7 @@ async def refusal(principal: Principal, pk: int, action: Action) -> DomainError:
 async def create_campaign(principal: Principal, given: dict[str, Any]) -> Campaign:
     fields = validate_fields(given, creating=True)
     async with db.in_transaction() as conn:
-        campaign = await Campaign.create(
-            using_db=conn, workspace_id=principal.workspace_id, **fields.values
-        )
+        campaign = await Campaign.create(using_db=conn, workspace_id=principal.workspace_id, **fields.values)
         await CampaignEvent.create(
             using_db=conn,
             campaign_id=campaign.id,

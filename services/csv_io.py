@@ -60,7 +60,11 @@ async def import_csv(principal: Principal, pk: int, upload: IO[bytes]) -> AddRep
                     continue  # blank line
                 row_number += 1
                 if len(row) != width:
-                    writer.report.reject(row_number, row[phone_at] if len(row) > phone_at else "", f"expected {width} columns, found {len(row)}")
+                    writer.report.reject(
+                        row_number,
+                        row[phone_at] if len(row) > phone_at else "",
+                        f"expected {width} columns, found {len(row)}",
+                    )
                     continue
                 variables = {name: row[i] for i, name in variable_names if row[i] != ""}
                 try:
@@ -73,14 +77,25 @@ async def import_csv(principal: Principal, pk: int, upload: IO[bytes]) -> AddRep
     except UnicodeDecodeError:
         raise ValidationFailed("The CSV is not UTF-8 text.", ("csv",)) from None
     except csv.Error as exc:
-        raise ValidationFailed(f"The CSV is malformed near line {reader.line_num}: {exc}.", ("csv",)) from None
+        raise ValidationFailed(
+            f"The CSV is malformed near line {reader.line_num}: {exc}.", ("csv",)
+        ) from None
     finally:
         text.detach()
 
 
 EXPORT_COLUMNS = (
-    "phone", "status", "error_code", "error_message", "attempts", "provider_message_id",
-    "sent_at", "delivered_at", "read_at", "failed_at", "variables",
+    "phone",
+    "status",
+    "error_code",
+    "error_message",
+    "attempts",
+    "provider_message_id",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "variables",
 )
 _EXPORT_PAGE = 5_000
 
@@ -120,4 +135,3 @@ def _cell(value: object) -> object:
     if hasattr(value, "isoformat"):
         return value.isoformat()  # type: ignore[attr-defined]
     return getattr(value, "value", value)
-

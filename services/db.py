@@ -16,7 +16,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-__all__ = ["in_transaction", "client", "is_postgres", "execute", "fetch", "fetch_val"]
+__all__ = ["client", "execute", "fetch", "fetch_val", "in_transaction", "is_postgres"]
 
 
 def client() -> BaseDBAsyncClient:
@@ -48,9 +48,7 @@ async def execute(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] = (
     return count
 
 
-async def fetch(
-    conn: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()
-) -> list[dict[str, Any]]:
+async def fetch(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     return await conn.execute_query_dict(_sql(conn, query), list(params))
 
 

@@ -58,9 +58,13 @@ class AddReport:
 
 async def lock_draft(conn: BaseDBAsyncClient, principal: Principal, pk: int, action: Action) -> int:
     """Take the campaign's gate for `action` inside `conn`'s transaction; return its total."""
-    locked = await Campaign.filter(
-        id=pk, workspace_id=principal.workspace_id, status__in=lifecycle.sources_of(action)
-    ).using_db(conn).update(version=F("version") + 1, updated_at=now_utc())
+    locked = (
+        await Campaign.filter(
+            id=pk, workspace_id=principal.workspace_id, status__in=lifecycle.sources_of(action)
+        )
+        .using_db(conn)
+        .update(version=F("version") + 1, updated_at=now_utc())
+    )
     if not locked:
         raise await refusal(principal, pk, action)
     return int(await db.fetch_val(conn, "SELECT total FROM campaign WHERE id = ?", [pk]))
@@ -69,9 +73,7 @@ async def lock_draft(conn: BaseDBAsyncClient, principal: Principal, pk: int, act
 class RecipientWriter:
     """Writes validated recipients into one campaign whose gate the caller holds."""
 
-    def __init__(
-        self, conn: BaseDBAsyncClient, campaign_id: int, workspace_id: int, existing: int
-    ) -> None:
+    def __init__(self, conn: BaseDBAsyncClient, campaign_id: int, workspace_id: int, existing: int) -> None:
         self.conn = conn
         self.campaign_id = campaign_id
         self.workspace_id = workspace_id
@@ -98,7 +100,11 @@ class RecipientWriter:
             return
         if self.check_opt_outs is None:
             self.check_opt_outs = bool(
-                await db.fetch(self.conn, "SELECT 1 AS x FROM opt_out WHERE workspace_id = ? LIMIT 1", [self.workspace_id])
+                await db.fetch(
+                    self.conn,
+                    "SELECT 1 AS x FROM opt_out WHERE workspace_id = ? LIMIT 1",
+                    [self.workspace_id],
+                )
             )
         if self.check_opt_outs:
             blocked = await self._present("opt_out", "workspace_id", self.workspace_id, batch)
@@ -117,8 +123,10 @@ class RecipientWriter:
     async def finish(self) -> AddReport:
         await self.flush()
         if self.report.added:
-            await Campaign.filter(id=self.campaign_id).using_db(self.conn).update(
-                total=F("total") + self.report.added, pending=F("pending") + self.report.added
+            await (
+                Campaign.filter(id=self.campaign_id)
+                .using_db(self.conn)
+                .update(total=F("total") + self.report.added, pending=F("pending") + self.report.added)
             )
         return self.report
 
@@ -152,9 +160,7 @@ class RecipientWriter:
             )
 
 
-async def add_recipients(
-    principal: Principal, pk: int, recipients: Sequence[tuple[Any, Any]]
-) -> AddReport:
+async def add_recipients(principal: Principal, pk: int, recipients: Sequence[tuple[Any, Any]]) -> AddReport:
     """ADD_RECIPIENTS: invalid ones are reported by index with a reason, the rest added."""
     if len(recipients) > MAX_RECIPIENTS_PER_CALL:
         raise LimitExceeded(
@@ -200,8 +206,10 @@ async def remove_recipients(principal: Principal, pk: int, phones: Sequence[str]
                 [pk, *chunk],
             )
         if removed:
-            await Campaign.filter(id=pk).using_db(conn).update(
-                total=F("total") - removed, pending=F("pending") - removed
+            await (
+                Campaign.filter(id=pk)
+                .using_db(conn)
+                .update(total=F("total") - removed, pending=F("pending") - removed)
             )
     return await get_campaign(principal, pk)
 
@@ -230,13 +238,16 @@ async def launch_facts(campaign: Campaign) -> LaunchReadiness:
         return LaunchReadiness(campaign.total, 0, ())
     conn = db.client()
     if db.is_postgres(conn):
-        lacks = " OR ".join(f"COALESCE(variables->>?, '') = ''" for _ in names)
+        lacks = " OR ".join("COALESCE(variables->>?, '') = ''" for _ in names)
         args: list[Any] = list(names)
     else:
         lacks = " OR ".join("COALESCE(json_extract(variables, ?), '') = ''" for _ in names)
         args = [f'$."{n}"' for n in names]
     where = f"campaign_id = ? AND ({lacks})"
-    count = int(await db.fetch_val(conn, f"SELECT COUNT(*) AS n FROM message WHERE {where}", [campaign.id, *args]) or 0)
+    count = int(
+        await db.fetch_val(conn, f"SELECT COUNT(*) AS n FROM message WHERE {where}", [campaign.id, *args])
+        or 0
+    )
     if not count:
         return LaunchReadiness(campaign.total, 0, ())
     sample = await db.fetch(

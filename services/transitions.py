@@ -59,7 +59,9 @@ async def count_retryable(conn: BaseDBAsyncClient, campaign_id: int) -> int:
     )
 
 
-def _status_fields(t: Transition, now: datetime, reason: str | None, scheduled_at: datetime | None) -> dict[str, Any]:
+def _status_fields(
+    t: Transition, now: datetime, reason: str | None, scheduled_at: datetime | None
+) -> dict[str, Any]:
     """Columns that change with the status, besides status and version."""
     fields: dict[str, Any] = {"status": t.target, "updated_at": now}
     action = t.action
@@ -92,8 +94,10 @@ async def _move_messages(conn: BaseDBAsyncClient, campaign_id: int, action: Acti
             [campaign_id],
         )
         if moved:
-            await Campaign.filter(id=campaign_id).using_db(conn).update(
-                pending=F("pending") - moved, cancelled=F("cancelled") + moved
+            await (
+                Campaign.filter(id=campaign_id)
+                .using_db(conn)
+                .update(pending=F("pending") - moved, cancelled=F("cancelled") + moved)
             )
     elif action is Action.RETRY_FAILED:
         moved = await db.execute(
@@ -103,9 +107,36 @@ async def _move_messages(conn: BaseDBAsyncClient, campaign_id: int, action: Acti
             [campaign_id, *sorted(PERMANENT_RECIPIENT_ERRORS)],
         )
         if moved:
-            await Campaign.filter(id=campaign_id).using_db(conn).update(
-                pending=F("pending") + moved, failed=F("failed") - moved
+            await (
+                Campaign.filter(id=campaign_id)
+                .using_db(conn)
+                .update(pending=F("pending") + moved, failed=F("failed") - moved)
             )
+
+
+async def _commit(
+    campaign: Campaign, t: Transition, fields: dict[str, Any], actor: str, reason: str | None
+) -> bool:
+    """The transition as one transaction; False if the campaign changed since it was read."""
+    async with db.in_transaction() as conn:
+        won = (
+            await Campaign.filter(id=campaign.id, status=t.source, version=campaign.version)
+            .using_db(conn)
+            .update(version=F("version") + 1, **fields)
+        )
+        if not won:
+            return False
+        await _move_messages(conn, campaign.id, t.action)
+        await CampaignEvent.create(
+            using_db=conn,
+            campaign_id=campaign.id,
+            from_status=t.source,
+            to_status=t.target,
+            action=t.action.value,
+            actor=actor,
+            reason=reason,
+        )
+    return True
 
 
 async def apply_action(
@@ -125,24 +156,9 @@ async def apply_action(
         t = lifecycle.transition(campaign.status, action)
         now = now_utc()
         await _check_guards(campaign, t, scheduled_at, now)
-        async with db.in_transaction() as conn:
-            won = await Campaign.filter(
-                id=pk, workspace_id=principal.workspace_id, status=t.source, version=campaign.version
-            ).using_db(conn).update(
-                version=F("version") + 1, **_status_fields(t, now, reason, scheduled_at)
-            )
-            if not won:
-                continue  # lost a race: re-read and decide again from the new status
-            await _move_messages(conn, pk, action)
-            await CampaignEvent.create(
-                using_db=conn,
-                campaign_id=pk,
-                from_status=t.source,
-                to_status=t.target,
-                action=action.value,
-                actor=principal.actor,
-                reason=reason,
-            )
+        fields = _status_fields(t, now, reason, scheduled_at)
+        if not await _commit(campaign, t, fields, principal.actor, reason):
+            continue  # lost a race: re-read and decide again from the new status
         updated = await get_campaign(principal, pk)
         if after is not None:
             await after(updated, t)
@@ -173,8 +189,6 @@ async def _check_guards(
         lifecycle.check_retry_failed(await count_retryable(db.client(), campaign.id))
 
 
-
-
 async def apply_system_action(
     campaign_id: int,
     action: Action,
@@ -195,22 +209,9 @@ async def apply_system_action(
             return None
         t = lifecycle.transition(campaign.status, action)
         now = now_utc()
-        async with db.in_transaction() as conn:
-            won = await Campaign.filter(
-                id=campaign_id, status=t.source, version=campaign.version
-            ).using_db(conn).update(version=F("version") + 1, **_status_fields(t, now, reason, campaign.scheduled_at))
-            if not won:
-                continue
-            await _move_messages(conn, campaign_id, action)
-            await CampaignEvent.create(
-                using_db=conn,
-                campaign_id=campaign_id,
-                from_status=t.source,
-                to_status=t.target,
-                action=action.value,
-                actor=actor,
-                reason=reason,
-            )
+        fields = _status_fields(t, now, reason, campaign.scheduled_at)
+        if not await _commit(campaign, t, fields, actor, reason):
+            continue
         updated = await Campaign.get(id=campaign_id)
         if after is not None:
             await after(updated, t)

@@ -40,7 +40,14 @@ class ApiKeyMiddleware:
         principal = await authenticate(bearer_token(headers.get("authorization")))
         if principal is None:
             response = JSONResponse(
-                {"errors": [{"message": "A valid API key is required: Authorization: Bearer <key>.", "extensions": {"code": "UNAUTHENTICATED"}}]},
+                {
+                    "errors": [
+                        {
+                            "message": "A valid API key is required: Authorization: Bearer <key>.",
+                            "extensions": {"code": "UNAUTHENTICATED"},
+                        }
+                    ]
+                },
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="campaigns"'},
             )

@@ -33,4 +33,6 @@ async def readyz(request: Request) -> JSONResponse:
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}: {exc}"[:200]
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )

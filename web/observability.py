@@ -22,9 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-REQUESTS = Counter(
-    "campaigns_http_requests_total", "HTTP requests handled", ["method", "route", "status"]
-)
+REQUESTS = Counter("campaigns_http_requests_total", "HTTP requests handled", ["method", "route", "status"])
 LATENCY = Histogram(
     "campaigns_http_request_duration_seconds",
     "Time to the response's first byte",
