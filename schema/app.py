@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 
 from schema.extensions import extensions
 from schema.mutations import Mutation
 from schema.queries import Query
-from schema.scalars import SCALAR_OVERRIDES
+from schema.scalars import SCALAR_MAP
 from schema.subscriptions import Subscription
 from schema.types import Campaign, Message, Workspace
 
@@ -19,7 +20,7 @@ def build_schema() -> strawberry.Schema:
         subscription=Subscription,
         types=[Campaign, Message, Workspace],
         extensions=extensions(),
-        scalar_overrides=SCALAR_OVERRIDES,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, NewType
+from typing import Any
 
 import strawberry
 
@@ -27,11 +27,11 @@ def _parse(value: Any) -> datetime:
 
 
 DateTime = strawberry.scalar(
-    NewType("DateTime", datetime),
     name="DateTime",
     description="ISO 8601 with an offset; input without an offset is rejected",
     serialize=_serialize,
     parse_value=_parse,
 )
 
-SCALAR_OVERRIDES: dict[object, Any] = {datetime: DateTime}
+#: for StrawberryConfig.scalar_map: every `datetime` in the schema is this scalar
+SCALAR_MAP: dict[object, Any] = {datetime: DateTime}

@@ -1,0 +1,79 @@
+"""The lifecycle table itself, against DESIGN.md's table."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain import lifecycle
+from domain.errors import InvalidTransition
+from domain.lifecycle import Action, CampaignStatus
+
+S, A = CampaignStatus, Action
+
+#: DESIGN.md, "Lifecycle": status -> the actions it allows, verbatim.
+DESIGN = {
+    S.DRAFT: {A.EDIT, A.ADD_RECIPIENTS, A.REMOVE_RECIPIENTS, A.DELETE, A.SCHEDULE, A.SEND_NOW, A.DUPLICATE},
+    S.SCHEDULED: {A.RESCHEDULE, A.UNSCHEDULE, A.CANCEL, A.DUPLICATE},
+    S.QUEUED: {A.PAUSE, A.CANCEL, A.DUPLICATE},
+    S.PROCESSING: {A.PAUSE, A.CANCEL, A.DUPLICATE},
+    S.PAUSED: {A.RESUME, A.CANCEL, A.DUPLICATE},
+    S.COMPLETED: {A.RETRY_FAILED, A.DUPLICATE},
+    S.CANCELLED: {A.DUPLICATE},
+    S.FAILED: {A.RETRY, A.DUPLICATE},
+}
+TARGETS = {
+    A.SCHEDULE: S.SCHEDULED,
+    A.SEND_NOW: S.QUEUED,
+    A.UNSCHEDULE: S.DRAFT,
+    A.PAUSE: S.PAUSED,
+    A.RESUME: S.QUEUED,
+    A.CANCEL: S.CANCELLED,
+    A.RETRY_FAILED: S.QUEUED,
+    A.RETRY: S.QUEUED,
+}
+
+
+@pytest.mark.parametrize("status", list(CampaignStatus))
+@pytest.mark.parametrize("action", lifecycle.USER_ACTIONS)
+def test_every_user_pair_matches_the_design(status: CampaignStatus, action: Action) -> None:
+    allowed = action in DESIGN[status]
+    assert ((status, action) in lifecycle.TABLE) == allowed
+    if not allowed:
+        with pytest.raises(InvalidTransition) as refused:
+            lifecycle.transition(status, action)
+        assert refused.value.status == status.value
+        assert set(refused.value.allowed) == {a.value for a in DESIGN[status]}
+        assert status.value in refused.value.message
+        return
+    t = lifecycle.transition(status, action)
+    if action is A.DELETE:
+        assert t.target is None
+    else:
+        assert t.target == TARGETS.get(action, status)
+
+
+def test_allowed_actions_follow_the_contract_order() -> None:
+    for status, actions in DESIGN.items():
+        listed = lifecycle.allowed_actions(status)
+        assert set(listed) == actions
+        assert listed == [a for a in lifecycle.USER_ACTIONS if a in actions]
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "target"),
+    [
+        (S.SCHEDULED, A.START, S.QUEUED),
+        (S.QUEUED, A.CLAIM, S.PROCESSING),
+        (S.PROCESSING, A.COMPLETE, S.COMPLETED),
+        (S.PROCESSING, A.AUTO_PAUSE, S.PAUSED),
+        (S.QUEUED, A.FAIL, S.FAILED),
+        (S.PROCESSING, A.FAIL, S.FAILED),
+    ],
+)
+def test_system_transitions(status: CampaignStatus, action: Action, target: CampaignStatus) -> None:
+    assert lifecycle.transition(status, action).target is target
+
+
+def test_terminal_statuses_only_duplicate_or_retry() -> None:
+    for status in lifecycle.TERMINAL:
+        assert not [a for (s, a), t in lifecycle.TABLE.items() if s is status and t not in (status, S.QUEUED)]
