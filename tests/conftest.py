@@ -11,6 +11,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
+from starlette.types import ASGIApp
 
 from runtime.database import migrate
 from server import create_app
@@ -62,13 +64,9 @@ def is_postgres(settings: Settings) -> bool:
     return not settings.is_sqlite
 
 
-@pytest_asyncio.fixture(scope="session")
-async def server(settings: Settings) -> AsyncIterator[str]:
-    """The app on uvicorn, on a free loopback port; yields its base URL."""
-    if not settings.is_sqlite:
-        await _recreate_postgres(settings.database_url)
-    await migrate(settings)
-    app = create_app(settings, manage_logging=False)
+@asynccontextmanager
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free loopback port in this event loop; yields its URL."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws_per_message_deflate=False)
     srv = uvicorn.Server(config)
     task = asyncio.create_task(srv.serve())
@@ -77,9 +75,21 @@ async def server(settings: Settings) -> AsyncIterator[str]:
             task.result()
         await asyncio.sleep(0.01)
     port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    await task
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        await task
+
+
+@pytest_asyncio.fixture(scope="session")
+async def server(settings: Settings) -> AsyncIterator[str]:
+    """The app on uvicorn, on a free loopback port; yields its base URL."""
+    if not settings.is_sqlite:
+        await _recreate_postgres(settings.database_url)
+    await migrate(settings)
+    async with serve(create_app(settings, manage_logging=False)) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session")
