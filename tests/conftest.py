@@ -22,6 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from runtime.database import migrate
@@ -82,13 +83,20 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
         await task
 
 
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Starlette:
+    """The one app of the test session. Tests needing other settings patch
+    `app.state` (monkeypatch): a second app would re-register the ORM."""
+    return create_app(settings, manage_logging=False)
+
+
 @pytest_asyncio.fixture(scope="session")
-async def server(settings: Settings) -> AsyncIterator[str]:
+async def server(settings: Settings, app: Starlette) -> AsyncIterator[str]:
     """The app on uvicorn, on a free loopback port; yields its base URL."""
     if not settings.is_sqlite:
         await _recreate_postgres(settings.database_url)
     await migrate(settings)
-    async with serve(create_app(settings, manage_logging=False)) as url:
+    async with serve(app) as url:
         yield url
 
 
