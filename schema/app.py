@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
 from strawberry.schema.config import StrawberryConfig
 
 from schema.extensions import extensions
@@ -13,8 +15,14 @@ from schema.subscriptions import Subscription
 from schema.types import Campaign, Message, Workspace
 
 
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Client errors are answers, not incidents: log nothing here. Unexpected errors
+        are logged once, with the request id, by MaskUnexpectedErrors."""
+
+
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -31,10 +31,11 @@ MAX_TOKENS = 5_000
 MAX_ALIASES = 30
 
 
-def _is_expected(error: GraphQLError) -> bool:
-    """Syntax, validation and domain errors are for the client; anything else is a bug."""
+def is_expected(error: GraphQLError) -> bool:
+    """Syntax, validation, input coercion and domain errors are for the client; anything
+    else is a bug."""
     original = error.original_error
-    return original is None or isinstance(original, DomainError)
+    return original is None or isinstance(original, DomainError | GraphQLError)
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -42,7 +43,7 @@ class MaskUnexpectedErrors(MaskErrors):
     under that id, so a user's report leads straight to the stack trace."""
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=lambda e: not _is_expected(e))
+        super().__init__(should_mask_error=lambda e: not is_expected(e))
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = current_request_id()

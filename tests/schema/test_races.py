@@ -25,7 +25,16 @@ async def test_twenty_concurrent_pause_cancel_resume_leave_one_history(api: Api)
     events_before = await CampaignEvent.filter(campaign_id=pk).count()
     # Pauses and resumes interleaved, cancels late: every request reads PROCESSING
     # at about the same time, so most must lose, re-read and decide again.
-    kinds = ["pause", "resume"] * 6 + ["pause", "cancel", "resume", "cancel", "pause", "cancel", "resume", "cancel"]
+    kinds = ["pause", "resume"] * 6 + [
+        "pause",
+        "cancel",
+        "resume",
+        "cancel",
+        "pause",
+        "cancel",
+        "resume",
+        "cancel",
+    ]
 
     results = await asyncio.gather(*(mutate(api, CALLS[k], id=campaign["id"]) for k in kinds))
 
@@ -75,7 +84,9 @@ async def test_edit_racing_schedule_never_edits_a_scheduled_campaign(api: Api) -
 
     campaign = await api.ready_campaign(2)
     gid = campaign["id"]
-    edits = [mutate(api, "updateCampaign(input: $input)", input={"id": gid, "name": f"Name {i}"}) for i in range(8)]
+    edits = [
+        mutate(api, "updateCampaign(input: $input)", input={"id": gid, "name": f"Name {i}"}) for i in range(8)
+    ]
     schedule = mutate(api, "scheduleCampaign(id: $id, scheduledAt: $at)", id=gid, at=future())
     results = await asyncio.gather(*edits, schedule)
     assert results[-1]["userErrors"] == []
