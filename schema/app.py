@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.types import ExecutionContext
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from schema.extensions import extensions
 from schema.mutations import Mutation
@@ -16,7 +16,9 @@ from schema.types import Campaign, Message, Workspace
 
 
 class Schema(strawberry.Schema):
-    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         """Client errors are answers, not incidents: log nothing here. Unexpected errors
         are logged once, with the request id, by MaskUnexpectedErrors."""
 

@@ -137,7 +137,7 @@ class Api:
         assert data["createCampaign"]["userErrors"] == [], data
         return data["createCampaign"]["campaign"]
 
-    async def add(self, campaign_id: str, *recipients: tuple[str, dict[str, Any] | None]) -> dict[str, Any]:
+    async def add(self, campaign_id: str, *recipients: tuple[str, Any]) -> dict[str, Any]:
         data = await self.gql(
             ADD,
             input={
