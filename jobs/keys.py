@@ -1,0 +1,64 @@
+"""Every Redis key, channel and job name, in one place (as arq keeps its constants)."""
+
+from __future__ import annotations
+
+#: arq queue the workers listen on
+QUEUE = "campaigns:queue"
+
+# Job functions (names registered with arq)
+JOB_START_SCHEDULED = "start_scheduled"
+JOB_RUN_CAMPAIGN = "run_campaign"
+JOB_SWEEP = "sweep"
+
+
+def start_job_id(campaign_id: int, token: str) -> str:
+    """Deterministic: a reschedule changes the token, so the stale job id never runs twice
+    and the new one is distinct."""
+    return f"campaigns:start:{campaign_id}:{token}"
+
+
+def run_job_id(campaign_id: int, version: int) -> str:
+    """One run job per (campaign, version): a resume after a pause gets a new one."""
+    return f"campaigns:run:{campaign_id}:{version}"
+
+
+def control_channel(campaign_id: int) -> str:
+    """Pause/cancel reach the worker holding the campaign's lease here."""
+    return f"campaigns:control:{campaign_id}"
+
+
+CONTROL_PATTERN = "campaigns:control:*"
+
+
+def control_ack_key(campaign_id: int, nonce: str) -> str:
+    """The lease holder pushes here once no new send can start."""
+    return f"campaigns:control-ack:{campaign_id}:{nonce}"
+
+
+def progress_channel(campaign_id: int) -> str:
+    return f"campaigns:progress:{campaign_id}"
+
+
+def workspace_channel(workspace_id: int) -> str:
+    return f"campaigns:status:{workspace_id}"
+
+
+def account_rate_key(account: str) -> str:
+    """Shared by all workers: the provider account's messages-per-second budget."""
+    return f"campaigns:rate:{account}"
+
+
+def callback_data(campaign_id: int, message_id: int) -> str:
+    """`biz_opaque_callback_data`: lets a receipt find its message even before the
+    provider id is stored."""
+    return f"c{campaign_id}:m{message_id}"
+
+
+def parse_callback_data(value: str | None) -> tuple[int, int] | None:
+    if not value or not value.startswith("c") or ":m" not in value:
+        return None
+    campaign, _, message = value[1:].partition(":m")
+    try:
+        return int(campaign), int(message)
+    except ValueError:
+        return None
