@@ -63,9 +63,39 @@ RATE_LIMIT = "130429"  # throughput tier exceeded
 PAIR_RATE = "131056"  # too many messages to one recipient in a short time
 TRANSIENT_CODES = frozenset({RATE_LIMIT, PAIR_RATE, "131000", "131016", "133004", "2", "4", "80007"})
 #: the campaign cannot go on: bad token or permissions, rejected template
-FATAL_CODES = frozenset({"190", "0", "3", "10", "200", "131031", "132000", "132001", "132005", "132007", "132012", "132015", "132016"})
+FATAL_CODES = frozenset(
+    {
+        "190",
+        "0",
+        "3",
+        "10",
+        "200",
+        "131031",
+        "132000",
+        "132001",
+        "132005",
+        "132007",
+        "132012",
+        "132015",
+        "132016",
+    }
+)
 #: the recipient cannot receive it: the message fails, the campaign goes on
-PERMANENT_CODES = frozenset({"131026", "131047", "131049", "131050", "131051", "131052", "131053", "100", "131008", "131009", "131021"})
+PERMANENT_CODES = frozenset(
+    {
+        "131026",
+        "131047",
+        "131049",
+        "131050",
+        "131051",
+        "131052",
+        "131053",
+        "100",
+        "131008",
+        "131009",
+        "131021",
+    }
+)
 
 
 def classify(code: str | None, http_status: int | None = None) -> Outcome:
@@ -116,3 +146,19 @@ class Receipt:
 
 #: strength order of receipts: a weaker or equal one never moves a message backwards
 RECEIPT_RANK = {"sent": 1, "delivered": 2, "read": 3}
+
+
+def callback_data(campaign_id: int, message_id: int) -> str:
+    """`biz_opaque_callback_data`: lets a receipt find its message even before the
+    provider id is stored."""
+    return f"c{campaign_id}:m{message_id}"
+
+
+def parse_callback_data(value: str | None) -> tuple[int, int] | None:
+    if not value or not value.startswith("c") or ":m" not in value:
+        return None
+    campaign, _, message = value[1:].partition(":m")
+    try:
+        return int(campaign), int(message)
+    except ValueError:
+        return None

@@ -46,19 +46,3 @@ def workspace_channel(workspace_id: int) -> str:
 def account_rate_key(account: str) -> str:
     """Shared by all workers: the provider account's messages-per-second budget."""
     return f"campaigns:rate:{account}"
-
-
-def callback_data(campaign_id: int, message_id: int) -> str:
-    """`biz_opaque_callback_data`: lets a receipt find its message even before the
-    provider id is stored."""
-    return f"c{campaign_id}:m{message_id}"
-
-
-def parse_callback_data(value: str | None) -> tuple[int, int] | None:
-    if not value or not value.startswith("c") or ":m" not in value:
-        return None
-    campaign, _, message = value[1:].partition(":m")
-    try:
-        return int(campaign), int(message)
-    except ValueError:
-        return None

@@ -101,6 +101,22 @@ async def test_a_given_request_id_is_echoed(http: httpx.AsyncClient, api: Api) -
     assert response.headers["x-request-id"] == "req-graphql-1"
 
 
+async def test_a_non_ascii_request_id_is_echoed_byte_for_byte(http: httpx.AsyncClient) -> None:
+    # header values are bytes (Latin-1 on the wire): the echo must be the same bytes,
+    # not their UTF-8 re-encoding
+    response = await http.get("/healthz", headers={"X-Request-ID": b"req-\xe9"})
+    echoed = [v for k, v in response.headers.raw if k.lower() == b"x-request-id"]
+    assert echoed == [b"req-\xe9"]
+
+
+@pytest.mark.parametrize("given", ["tab\there", ""])
+async def test_an_unprintable_or_empty_request_id_is_replaced(http: httpx.AsyncClient, given: str) -> None:
+    response = await http.get("/healthz", headers={"X-Request-ID": given})
+    generated = response.headers["x-request-id"]
+    assert generated != given
+    assert len(generated) == 16 and int(generated, 16) >= 0
+
+
 async def test_an_overlong_request_id_is_cut(http: httpx.AsyncClient) -> None:
     response = await http.get("/healthz", headers={"X-Request-ID": "r" * 200})
     assert response.headers["x-request-id"] == "r" * 64
