@@ -27,6 +27,9 @@ def variables_json(variables: Any) -> str:
             raise InvalidRecipient("variable names must be non-empty strings")
         if value is not None and not isinstance(value, str | int | float | bool):
             raise InvalidRecipient(f"variable {key!r} must be a string, number or boolean")
+        # PostgreSQL text and jsonb cannot hold NUL; refuse it on every database alike.
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise InvalidRecipient(f"variable {key!r} contains a NUL character")
     text = json.dumps(variables, ensure_ascii=False, separators=(",", ":"))
     if len(text.encode()) > MAX_VARIABLES_BYTES:
         raise InvalidRecipient(f"variables are larger than {MAX_VARIABLES_BYTES} bytes")

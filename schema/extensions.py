@@ -12,14 +12,15 @@ from collections.abc import Callable
 
 from graphql.error import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_limit
+from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 
 from domain.errors import DomainError
 from web.observability import current_request_id
@@ -59,11 +60,16 @@ class MaskUnexpectedErrors(MaskErrors):
         return masked
 
 
+# Built once: QueryDepthLimiter and MaxAliasesLimiter create a new rule class per
+# instance, and the rules are part of ValidationCache's key, so per-request instances
+# would make every validation a cache miss.
+_LIMIT_RULES = [depth_limit(MAX_DEPTH, None), alias_limit(MAX_ALIASES)]
+
+
 def extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
     return [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: AddValidationRules(_LIMIT_RULES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
         MaskUnexpectedErrors,

@@ -33,6 +33,8 @@ def _header(reader: Iterator[list[str]]) -> tuple[int, list[str]]:
         names = [h.strip() for h in next(reader)]
     except StopIteration:
         raise ValidationFailed("The CSV is empty: the first row must name the columns.", ("csv",)) from None
+    if any("\x00" in n for n in names):
+        raise ValidationFailed("The CSV contains a NUL byte on line 1.", ("csv",))
     lowered = [n.lower() for n in names]
     if "phone" not in lowered:
         raise ValidationFailed("The CSV header has no phone column.", ("csv", "phone"))
@@ -59,6 +61,11 @@ async def import_csv(principal: Principal, pk: int, upload: IO[bytes]) -> AddRep
                 if not row:
                     continue  # blank line
                 row_number += 1
+                if any("\x00" in cell for cell in row):
+                    # refuse the file: NUL is never text, and PostgreSQL cannot store it
+                    raise ValidationFailed(
+                        f"The CSV contains a NUL byte on line {reader.line_num}.", ("csv",)
+                    )
                 if len(row) != width:
                     writer.report.reject(
                         row_number,

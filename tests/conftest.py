@@ -85,8 +85,10 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def app(settings: Settings) -> Starlette:
-    """The one app of the test session. Tests needing other settings patch
-    `app.state` (monkeypatch): a second app would re-register the ORM."""
+    """The one app of the test session. Tests needing other settings patch its state
+    with `monkeypatch.setitem(app.state._state, "settings", ...)` (setattr on a
+    Starlette State deletes the attribute on undo): a second app would re-register
+    the ORM."""
     return create_app(settings, manage_logging=False)
 
 

@@ -64,7 +64,7 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
                 LATENCY.labels(route).observe(time.perf_counter() - started)
             await send(message)
 
