@@ -8,6 +8,8 @@ COPY schema schema
 COPY jobs jobs
 COPY web web
 COPY runtime runtime
+COPY providers providers
+COPY simulator simulator
 COPY server.py settings.py cli.py ./
 RUN pip install --no-cache-dir .
 ENV PYTHONUNBUFFERED=1

@@ -73,6 +73,47 @@ def cmd_create_workspace(args: argparse.Namespace) -> None:
     print(key)
 
 
+def cmd_worker(_args: argparse.Namespace) -> None:
+    from arq.worker import Worker
+
+    from jobs.worker import worker_settings
+    from web.observability import configure_logging
+
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        sys.exit("campaigns worker: set REDIS_URL (the worker takes its jobs from Redis)")
+    configure_logging(settings.log_level)
+    Worker(**worker_settings(settings)).run()  # handles SIGINT/SIGTERM gracefully
+
+
+def _simulator_config(args: argparse.Namespace, webhook_url: str | None) -> Any:
+    from simulator.config import SimulatorConfig, parse_mix
+
+    base = SimulatorConfig.from_env()
+    changes: dict[str, Any] = {"webhook_url": webhook_url or base.webhook_url}
+    if args.latency_ms is not None:
+        changes["latency_mean_ms"] = args.latency_ms
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.rate_limit is not None:
+        changes["rate_limit_per_second"] = args.rate_limit
+    if args.error_mix is not None:
+        changes["error_mix"] = parse_mix(args.error_mix)
+    return dataclasses.replace(base, **changes)
+
+
+def cmd_simulator(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from simulator.app import create_simulator_app
+
+    config = _simulator_config(args, args.webhook_url)
+    print(f"WhatsApp simulator on http://{args.host}:{args.port} (ledger: /_simulator/ledger)", flush=True)
+    uvicorn.run(
+        create_simulator_app(config), host=args.host, port=args.port, access_log=False, log_level="warning"
+    )
+
+
 def cmd_export_schema(_args: argparse.Namespace) -> None:
     from strawberry.printer import print_schema
 
@@ -109,7 +150,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
         settings = dataclasses.replace(settings, redis_url=redis.start())
         os.environ["REDIS_URL"] = settings.redis_url or ""
     try:
-        asyncio.run(_dev(settings, args.host, args.port))
+        asyncio.run(_dev(settings, args.host, args.port, args))
     except KeyboardInterrupt:
         pass
     finally:
@@ -117,14 +158,28 @@ def cmd_dev(args: argparse.Namespace) -> None:
             redis.stop()
 
 
-async def _dev(settings: Settings, host: str, port: int) -> None:
+async def _dev(settings: Settings, host: str, port: int, args: argparse.Namespace) -> None:
     import uvicorn
+    from arq.worker import Worker
+    from starlette.routing import Mount
 
+    from jobs.worker import worker_settings
     from server import create_app
+    from simulator.app import create_simulator_app
 
     await _migrate(settings)
     key = await _dev_key(settings)
     base = f"http://{host}:{port}"
+    simulated = settings.whatsapp_api_base is None
+    if simulated:
+        settings = dataclasses.replace(settings, whatsapp_api_base=f"{base}/simulator")
+    app = create_app(settings)
+    simulator = None
+    if simulated:
+        # The simulator answers sends under /simulator and posts receipts to our webhook.
+        sim_app = create_simulator_app(_simulator_config(args, f"{base}/webhooks/whatsapp"))
+        simulator = sim_app.state.simulator
+        app.router.routes.insert(0, Mount("/simulator", app=sim_app))
     print(
         "\n".join(
             [
@@ -133,14 +188,29 @@ async def _dev(settings: Settings, host: str, port: int) -> None:
                 f"  health              {base}/healthz  {base}/readyz  {base}/metrics",
                 f"  database            {settings.database_url}",
                 f"  redis               {settings.redis_url}",
+                f"  provider            {settings.provider_base_url()}"
+                + ("  (simulator; ledger at /simulator/_simulator/ledger)" if simulated else ""),
+                "  worker              in this process (arq, same event loop)",
                 "  API key (send as 'Authorization: Bearer <key>'):",
                 f"  {key}",
             ]
         ),
         flush=True,
     )
-    server = uvicorn.Server(_uvicorn_config(create_app(settings), host, port))  # type: ignore[arg-type]
-    await server.serve()
+    server = uvicorn.Server(_uvicorn_config(app, host, port))
+    # SQLite has one writer: API, worker and simulator share this loop and connection.
+    worker = Worker(**worker_settings(settings, handle_signals=False))
+    if simulator is not None:
+        await simulator.start()
+    worker_task = asyncio.create_task(worker.async_run())
+    try:
+        await server.serve()
+    finally:
+        worker_task.cancel()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        await worker.close()
+        if simulator is not None:
+            await simulator.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,9 +221,23 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=port)
 
-    p = sub.add_parser("dev", help="everything on embedded defaults: SQLite, embedded Redis, API")
+    def simulator_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--latency-ms", type=float, default=None, help="mean provider latency")
+        p.add_argument("--seed", type=int, default=None)
+        p.add_argument("--rate-limit", type=float, default=None, help="messages/s before 130429")
+        p.add_argument("--error-mix", default=None, help="e.g. 131026=0.02,131047=0.01")
+
+    p = sub.add_parser("dev", help="everything on embedded defaults: SQLite, Redis, simulator, API, worker")
     server_args(p, 8000)
+    simulator_args(p)
     p.set_defaults(func=cmd_dev)
+    p = sub.add_parser("worker", help="the arq worker that sends campaigns")
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("simulator", help="the WhatsApp Cloud API simulator")
+    server_args(p, 9000)
+    simulator_args(p)
+    p.add_argument("--webhook-url", default=None, help="where delivery receipts are posted")
+    p.set_defaults(func=cmd_simulator)
     p = sub.add_parser("serve", help="the API server")
     server_args(p, 8000)
     p.add_argument("--migrate", action="store_true", help="apply migrations first")

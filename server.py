@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio import Redis
+from arq import create_pool
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
+from jobs.effects import LifecycleEffects, redis_settings
 from schema.app import schema
 from schema.context import Context
 from services.auth import authenticate, bearer_token
@@ -27,6 +28,7 @@ from web.auth import ApiKeyMiddleware
 from web.csv_routes import export_report, import_recipients
 from web.health import healthz, readyz
 from web.observability import ObservabilityMiddleware, configure_logging, metrics
+from web.webhooks import whatsapp_webhook
 
 INIT_TIMEOUT = timedelta(seconds=10)
 
@@ -36,7 +38,13 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]
         principal = request.scope.get("state", {}).get("principal")
-        return Context(request=request, response=response, principal=principal)
+        effects: LifecycleEffects | None = getattr(request.app.state, "effects", None)
+        return Context(
+            request=request,
+            response=response,
+            principal=principal,
+            after_transition=effects.after_transition if effects else None,
+        )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:  # type: ignore[override]
         params = context.connection_params or {}
@@ -72,7 +80,11 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         if manage_logging:
             configure_logging(settings.log_level)
         app.state.settings = settings
-        app.state.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        # One pool for readiness checks, job enqueueing and control messages.
+        app.state.redis = (
+            await create_pool(redis_settings(settings.redis_url)) if settings.redis_url else None
+        )
+        app.state.effects = LifecycleEffects(app.state.redis) if app.state.redis is not None else None
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             try:
                 yield {}
@@ -86,6 +98,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         WebSocketRoute("/graphql", graphql),
         Route("/campaigns/{id}/recipients", import_recipients, methods=["POST"]),
         Route("/campaigns/{id}/report.csv", export_report, methods=["GET"]),
+        Route("/webhooks/whatsapp", whatsapp_webhook, methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),

@@ -12,15 +12,21 @@
 | WHATSAPP_PHONE_NUMBER_ID | 100000000000001 | sender phone number id |
 | WHATSAPP_APP_SECRET | dev-app-secret | key of X-Hub-Signature-256 on webhooks |
 | WHATSAPP_VERIFY_TOKEN | dev-verify-token | webhook verification handshake token |
+| WHATSAPP_API_VERSION | v21.0 | Graph API version in the send URL |
+| WHATSAPP_IDEMPOTENCY | true | whether the provider honours Idempotency-Key (resend in-doubt messages) |
+| WHATSAPP_RATE_LIMIT | 1000 | messages per second of the sender number, shared by all workers |
+| WORKER_CONCURRENCY | 200 | provider calls in flight per campaign run |
+| WORKER_MAX_CAMPAIGNS | 10 | campaigns one worker process sends at once |
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite://data/campaigns.sqlite3"
+SIMULATOR_URL = "http://127.0.0.1:9000"
 
 
 def _sqlite_url(url: str) -> str:
@@ -46,7 +52,11 @@ class Settings:
     whatsapp_phone_number_id: str = "100000000000001"
     whatsapp_app_secret: str = "dev-app-secret"
     whatsapp_verify_token: str = "dev-verify-token"
-    extra: dict[str, str] = field(default_factory=dict)
+    whatsapp_api_version: str = "v21.0"
+    whatsapp_idempotency: bool = True
+    whatsapp_rate_limit: int = 1000
+    worker_concurrency: int = 200
+    worker_max_campaigns: int = 10
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -63,7 +73,17 @@ class Settings:
             whatsapp_phone_number_id=e.get("WHATSAPP_PHONE_NUMBER_ID", "100000000000001"),
             whatsapp_app_secret=e.get("WHATSAPP_APP_SECRET", "dev-app-secret"),
             whatsapp_verify_token=e.get("WHATSAPP_VERIFY_TOKEN", "dev-verify-token"),
+            whatsapp_api_version=e.get("WHATSAPP_API_VERSION", "v21.0"),
+            whatsapp_idempotency=e.get("WHATSAPP_IDEMPOTENCY", "true").lower() in ("1", "true", "yes"),
+            whatsapp_rate_limit=int(e.get("WHATSAPP_RATE_LIMIT", "1000")),
+            worker_concurrency=int(e.get("WORKER_CONCURRENCY", "200")),
+            worker_max_campaigns=int(e.get("WORKER_MAX_CAMPAIGNS", "10")),
         )
+
+    def provider_base_url(self) -> str:
+        """Where provider calls go: the Cloud API, or the simulator (`campaigns
+        simulator` listens on 127.0.0.1:9000 by default; `campaigns dev` mounts it)."""
+        return self.whatsapp_api_base or SIMULATOR_URL
 
     @property
     def is_sqlite(self) -> bool:

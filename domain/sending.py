@@ -162,3 +162,70 @@ def parse_callback_data(value: str | None) -> tuple[int, int] | None:
         return int(campaign), int(message)
     except ValueError:
         return None
+
+
+# ------------------------------------------------------------------ the store port
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignToSend:
+    """What a run needs to know about its campaign, read once when the lease is taken."""
+
+    id: int
+    workspace_id: int
+    body: str
+    template_name: str | None
+    template_language: str | None
+    send_rate: int | None
+    failure_threshold: float | None
+    failure_sample_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A message moved PENDING -> SENDING by this run; its variables are a dict."""
+
+    id: int
+    phone: str
+    variables: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The outcome of one claimed message, written back in bulk.
+
+    status SENT or FAILED resolves it; PENDING gives it back (never sent: paused or
+    cancelled before its call started, or a fatal campaign error)."""
+
+    message_id: int
+    status: str  # SENT | FAILED | PENDING
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    #: provider calls made beyond the one counted at claim time (retries), or -1 when
+    #: the message goes back to PENDING without any call
+    extra_attempts: int = 0
+
+
+class SendingStore(Protocol):
+    """The database as the send loop sees it. Every method is one short transaction."""
+
+    async def acquire_lease(self, campaign_id: int, owner: str, ttl: float) -> CampaignToSend | None: ...
+
+    async def renew_lease(self, campaign_id: int, owner: str, ttl: float) -> bool: ...
+
+    async def release_lease(self, campaign_id: int, owner: str) -> None: ...
+
+    async def recover_in_doubt(self, campaign_id: int, resend: bool) -> int: ...
+
+    async def claim(self, campaign_id: int, owner: str, limit: int) -> list[Claimed]: ...
+
+    async def record(self, campaign_id: int, outcomes: list[Recorded]) -> tuple[int, int]:
+        """Write outcomes; return (sent, failed) resolved by this call."""
+        ...
+
+    async def unresolved(self, campaign_id: int) -> int:
+        """Messages still PENDING or SENDING."""
+        ...
+
+    async def transition(self, campaign_id: int, action: str, actor: str, reason: str | None) -> bool: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from graphql import ASTValidationRule
 from graphql.error import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
@@ -63,7 +64,7 @@ class MaskUnexpectedErrors(MaskErrors):
 # Built once: QueryDepthLimiter and MaxAliasesLimiter create a new rule class per
 # instance, and the rules are part of ValidationCache's key, so per-request instances
 # would make every validation a cache miss.
-_LIMIT_RULES = [depth_limit(MAX_DEPTH, None), alias_limit(MAX_ALIASES)]
+_LIMIT_RULES: list[type[ASTValidationRule]] = [depth_limit(MAX_DEPTH, None), alias_limit(MAX_ALIASES)]
 
 
 def extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:

@@ -72,15 +72,14 @@ def _status_fields(
     elif action is Action.SEND_NOW:
         fields.update(schedule_token=None)
     if t.target is CampaignStatus.CANCELLED:
-        fields.update(schedule_token=None, status_reason=reason, lease_owner=None)
+        # the lease stays: the run holding it sees the cancel and releases it
+        fields.update(schedule_token=None, status_reason=reason)
     elif t.target in (CampaignStatus.PAUSED, CampaignStatus.FAILED):
         fields.update(status_reason=reason)
     elif t.target is CampaignStatus.QUEUED:
         fields.update(status_reason=None, completed_at=None)
-    elif t.target is CampaignStatus.PROCESSING:
-        fields.update(started_at=now)
     elif t.target is CampaignStatus.COMPLETED:
-        fields.update(completed_at=now, lease_owner=None)
+        fields.update(completed_at=now)
     return fields
 
 
@@ -196,6 +195,7 @@ async def apply_system_action(
     actor: str,
     reason: str | None = None,
     expect: CampaignStatus | None = None,
+    guard: Callable[[Campaign], bool] | None = None,
     after: AfterTransition | None = None,
 ) -> Campaign | None:
     """A transition taken by the system (scheduler, worker, failure guard): the same
@@ -205,6 +205,8 @@ async def apply_system_action(
         campaign = await Campaign.get_or_none(id=campaign_id)
         if campaign is None or (expect is not None and campaign.status is not expect):
             return None
+        if guard is not None and not guard(campaign):
+            return None  # e.g. a stale schedule token: the version check below keeps it true
         if (campaign.status, action) not in lifecycle.TABLE:
             return None
         t = lifecycle.transition(campaign.status, action)

@@ -13,7 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.auth import authenticate, bearer_token
 
 PUBLIC = frozenset({"/", "/healthz", "/readyz", "/metrics", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/webhooks/", "/static/")
+# /simulator/ is mounted by `campaigns dev` only; it checks its own Bearer token.
+PUBLIC_PREFIXES = ("/webhooks/", "/static/", "/simulator/")
 
 
 def _is_graphiql_page(scope: Scope, headers: Headers) -> bool:

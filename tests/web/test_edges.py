@@ -104,7 +104,7 @@ async def test_a_given_request_id_is_echoed(http: httpx.AsyncClient, api: Api) -
 async def test_a_non_ascii_request_id_is_echoed_byte_for_byte(http: httpx.AsyncClient) -> None:
     # header values are bytes (Latin-1 on the wire): the echo must be the same bytes,
     # not their UTF-8 re-encoding
-    response = await http.get("/healthz", headers={"X-Request-ID": b"req-\xe9"})
+    response = await http.get("/healthz", headers={b"X-Request-ID": b"req-\xe9"})
     echoed = [v for k, v in response.headers.raw if k.lower() == b"x-request-id"]
     assert echoed == [b"req-\xe9"]
 

@@ -1,0 +1,239 @@
+"""GraphQL `campaigns(first: 20)` requests/s over HTTP, against a plain Starlette JSON endpoint.
+
+    python bench/graphql_query.py [--duration 10] [--connections 32] [--database-url URL] [--strict]
+
+Seeds a workspace with 50 campaigns (SQLite in a temp dir unless --database-url), then
+serves, one after the other, each in its own uvicorn subprocess (one process, log level
+warning, no access log) on a loopback port:
+  plain:   a tiny Starlette app answering POST / with a small JSON dict;
+  graphql: `server:create_app --factory` with DATABASE_URL and REDIS_URL set.
+Each gets the same POST (JSON body, bearer key), a warm-up, then a timed run from `wrk`
+(or, without wrk, an aiohttp client with the same number of connections).
+Target: graphql requests/s >= 0.30 x plain requests/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+TARGET = 0.30
+CAMPAIGNS = 50
+QUERY = (
+    "query { campaigns(first: 20) { totalCount edges { node "
+    "{ id name status stats { total sent } allowedActions } } } }"
+)
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def plain_app() -> Starlette:
+    """The baseline: the same request in, a small JSON dict out (served as a factory)."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"data": {"ok": True, "service": "campaigns", "version": 1}})
+
+    return Starlette(routes=[Route("/", endpoint, methods=["GET", "POST"])])
+
+
+async def seed(database_url: str) -> str:
+    """Migrate, create a workspace with CAMPAIGNS campaigns; return its API key."""
+    from models import Campaign
+    from runtime.database import migrate, orm
+    from services.auth import Principal, create_workspace
+    from services.campaigns import create_campaign
+    from settings import Settings
+
+    settings = Settings(database_url=database_url)
+    await migrate(settings)
+    async with orm(settings):
+        workspace, key = await create_workspace("bench")
+        principal = Principal(workspace.id, "bench")
+        for i in range(CAMPAIGNS):
+            campaign = await create_campaign(principal, {"name": f"Campaign {i}", "body": "Hello {{name}}"})
+            await Campaign.filter(id=campaign.id).update(total=1000 + i, pending=1000 - 10 * i, sent=11 * i)
+    return key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status), response.read()
+
+
+def start_server(
+    app: str, extra: list[str], env: dict[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log", *extra]
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, env=env, stderr=stderr)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{app} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process, port
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{app} did not start within 30 s")
+
+
+def stop(process: subprocess.Popen[bytes], name: str, log: Path) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    text = log.read_text(errors="replace")
+    errors = [line for line in text.splitlines() if '"level": "ERROR"' in line or "Traceback" in line]
+    if errors:
+        kinds = sorted(set(re.findall(r"\\n(\w+(?:\.\w+)*(?:Error|Exception|Disconnect)\w*)", text)))
+        print(f"  {name} server logged {len(errors)} error(s): {', '.join(kinds) or errors[0][:200]}")
+
+
+def run_wrk(
+    url: str, body: bytes, headers: dict[str, str], args: argparse.Namespace, seconds: float
+) -> tuple[float, str]:
+    lua = ['wrk.method = "POST"', f"wrk.body = [==[{body.decode()}]==]"]
+    lua += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write("\n".join(lua) + "\n")
+        script.flush()
+        command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s"]
+        out = subprocess.run(
+            [*command, "-s", script.name, url], capture_output=True, text=True, check=True
+        ).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    if bad or errors:
+        print(f"  wrk reported: {bad.group(0) if bad else ''} {errors.group(0) if errors else ''}".rstrip())
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    latency = re.search(r"Latency\s+(\S+)", out)
+    if rate is None:
+        raise RuntimeError(f"cannot parse wrk output:\n{out}")
+    return float(rate.group(1)), latency.group(1) if latency else "?"
+
+
+async def run_aiohttp(
+    url: str, body: bytes, headers: dict[str, str], args: argparse.Namespace, seconds: float
+) -> tuple[float, str]:
+    import aiohttp
+
+    done = failed = 0
+    waited = 0.0
+    connector = aiohttp.TCPConnector(limit=args.connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal done, failed
+            nonlocal waited
+            while (sent := time.perf_counter()) < deadline:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    waited += time.perf_counter() - sent
+                    if response.status == 200:
+                        done += 1
+                    else:
+                        failed += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(args.connections)))
+        elapsed = time.perf_counter() - started
+    if failed:
+        print(f"  aiohttp: {failed} non-200 responses")
+    return done / elapsed, f"{waited / max(1, done + failed) * 1000:.2f}ms"
+
+
+def measure(name: str, url: str, body: bytes, headers: dict[str, str], args: argparse.Namespace) -> float:
+    status, answer = post(url, body, headers)
+    if status != 200:
+        raise RuntimeError(f"{name}: HTTP {status}: {answer[:300]!r}")
+    if name == "graphql":
+        data = json.loads(answer)
+        if data.get("errors") or data["data"]["campaigns"]["totalCount"] != CAMPAIGNS:
+            raise RuntimeError(f"graphql answered {answer[:300]!r}")
+    for seconds, timed in ((args.warmup, False), (args.duration, True)):
+        if shutil.which("wrk"):
+            rate, latency = run_wrk(url, body, headers, args, seconds)
+        else:
+            rate, latency = asyncio.run(run_aiohttp(url, body, headers, args, seconds))
+        if timed:
+            print(
+                f"{name}: {rate:,.0f} requests/s, mean latency {latency} "
+                f"({args.connections} connections, {args.duration:g} s)"
+            )
+    return rate
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per timed run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per server")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--strict", action="store_true", help="exit 1 on FAIL")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="campaigns-bench-")
+    database_url = args.database_url or f"sqlite://{tmp}/bench.sqlite3"
+    try:
+        key = asyncio.run(seed(database_url))
+        tool = "wrk" if shutil.which("wrk") else "aiohttp client (wrk not found)"
+        print(f"database {database_url.split('@')[-1]}, {CAMPAIGNS} campaigns; load generator: {tool}")
+        body = json.dumps({"query": QUERY}).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": args.redis_url}
+        rates: dict[str, float] = {}
+        servers: tuple[tuple[str, str, list[str], str], ...] = (
+            ("plain", "graphql_query:plain_app", ["--app-dir", str(BENCH_DIR)], "/"),
+            ("graphql", "server:create_app", [], "/graphql"),
+        )
+        for name, app, extra, path in servers:
+            log = Path(tmp) / f"{name}.log"
+            process, port = start_server(app, extra, env, log)
+            try:
+                rates[name] = measure(name, f"http://127.0.0.1:{port}{path}", body, headers, args)
+            finally:
+                stop(process, name, log)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ratio = rates["graphql"] / rates["plain"]
+    passed = ratio >= TARGET
+    print(f"ratio graphql/plain {ratio:.2f} (target >= {TARGET:.2f}) {'PASS' if passed else 'FAIL'}")
+    return 1 if args.strict and not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

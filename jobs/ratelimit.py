@@ -1,0 +1,89 @@
+"""Rate limits: one per campaign (local: only the lease holder sends it) and one per
+provider account, shared by every worker through Redis (a WhatsApp number has a
+messages-per-second tier, whoever sends)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+
+from jobs.keys import account_rate_key
+
+
+class TokenBucket:
+    """Paces calls at `rate` per second, allowing a burst of `burst`. Reservations may
+    go negative: each caller sleeps its own share, so waiters leave in order."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate / 10)
+        self.tokens = self.burst
+        self.updated = time.monotonic()
+
+    async def acquire(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens -= 1
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
+
+
+# GCRA over Redis's clock: reserve `n` slots; returns milliseconds until the first.
+# The theoretical arrival time (TAT) may lag `now` by at most `burst` ms.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + t[2] / 1000
+local interval = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now - burst then tat = now - burst end
+local first = tat
+tat = tat + n * interval
+redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now + burst + 1000))
+return tostring(first - now)
+"""
+
+
+class AccountLimiter:
+    """The provider account's budget, shared across workers. Slots are reserved from
+    Redis in small chunks (20 ms worth) to keep Redis off the per-message path."""
+
+    def __init__(self, redis: Redis, account: str, rate: float, burst_ms: float = 200.0) -> None:
+        self.redis = redis
+        self.key = account_rate_key(account)
+        self.rate = rate
+        self.interval_ms = 1000.0 / rate
+        self.chunk = max(1, int(rate / 50))
+        self.burst_ms = burst_ms
+        self._next = 0.0  # monotonic time of the next local slot
+        self._left = 0
+        self._script = redis.register_script(_RESERVE)
+
+    async def acquire(self) -> None:
+        if self._left == 0:
+            wait_ms = float(
+                await self._script(keys=[self.key], args=[self.interval_ms, self.chunk, self.burst_ms])
+            )
+            self._next = time.monotonic() + max(0.0, wait_ms) / 1000
+            self._left = self.chunk
+        self._left -= 1
+        at, self._next = self._next, self._next + self.interval_ms / 1000
+        delay = at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class Limiters:
+    """All of a run's limits, in order."""
+
+    def __init__(self, limiters: Sequence[TokenBucket | AccountLimiter]) -> None:
+        self.limiters = list(limiters)
+
+    async def acquire(self) -> None:
+        for limiter in self.limiters:
+            await limiter.acquire()

@@ -1,0 +1,263 @@
+"""Delivery receipts applied in bulk: one transaction per call, idempotent, in order of
+strength, with the campaign counters moving in the same transaction.
+
+For a batch of receipts:
+  1. find their messages: by our message id (from `biz_opaque_callback_data`), else by
+     the provider's message id -- one SELECT per ~1,000 ids;
+  2. fold each message's receipts in order of strength (domain.receipts.fold), so a
+     batch holding read-then-delivered ends READ and a duplicate changes nothing;
+  3. write every status change with ONE statement per ~1,000 messages, each row
+     conditional on the status it was read in (`... WHERE m.id = v.id AND m.status =
+     v.observed RETURNING id`): a row a concurrent writer (the sending worker) changed
+     in between is not written, so it cannot be counted twice. Those rows are re-read
+     once and folded again from their new status;
+  4. move each touched campaign's counters with one `SET x = x + ?` UPDATE, in campaign
+     id order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from domain.messages import MessageStatus
+from domain.receipts import NO_CHANGE, Deltas, Folded, fold
+from domain.sending import Receipt
+from services import db
+
+__all__ = ["CHUNK", "ReceiptReport", "apply_receipts"]
+
+#: ids per SELECT ... IN (...) and rows per UPDATE statement
+CHUNK = 1000
+#: a row that changed under us is re-read this many times, then left to its new writer
+_REREADS = 1
+_COLUMNS = ("sent_at", "delivered_at", "read_at", "failed_at")
+
+
+@dataclass
+class ReceiptReport:
+    applied: int = 0  # receipts that moved a message
+    unchanged: int = 0  # duplicates, late or weaker events, messages in no state to move
+    unknown: int = 0  # no such message
+    #: campaigns whose messages (and counters) moved: the progress publisher's input
+    campaign_ids: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Row:
+    id: int
+    campaign_id: int
+    status: MessageStatus
+    provider_message_id: str | None
+    receipts: list[int] = field(default_factory=list)  # indexes into the batch
+
+
+@dataclass(slots=True)
+class _Plan:
+    row: _Row
+    folded: Folded
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _when(receipt: Receipt, now: datetime) -> datetime:
+    if receipt.timestamp and receipt.timestamp > 0:
+        try:
+            return datetime.fromtimestamp(receipt.timestamp, UTC)
+        except (OverflowError, OSError, ValueError):
+            return now
+    return now
+
+
+async def _select(conn: BaseDBAsyncClient, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+    """Messages whose `column` is one of `values` (a chunk of at most CHUNK)."""
+    base = f"SELECT id, campaign_id, status, provider_message_id FROM message WHERE {column} "
+    if db.is_postgres(conn):
+        cast = "bigint" if column == "id" else "text"
+        return await db.fetch(conn, base + f"= ANY(?::{cast}[])", [list(values)])
+    marks = ",".join("?" * len(values))
+    return await db.fetch(conn, base + f"IN ({marks})", list(values))
+
+
+def _row(found: dict[str, Any]) -> _Row:
+    return _Row(
+        id=int(found["id"]),
+        campaign_id=int(found["campaign_id"]),
+        status=MessageStatus(found["status"]),
+        provider_message_id=found["provider_message_id"],
+    )
+
+
+async def _find(conn: BaseDBAsyncClient, receipts: Sequence[Receipt]) -> tuple[dict[int, _Row], int]:
+    """The messages the receipts are about, each with its receipts; and how many
+    receipts found no message."""
+    rows: dict[int, _Row] = {}
+    by_ours: dict[int, list[int]] = defaultdict(list)
+    for i, r in enumerate(receipts):
+        if r.message_id is not None:
+            by_ours[r.message_id].append(i)
+    ids = sorted(by_ours)
+    for chunk in _chunks(ids):
+        for found in await _select(conn, "id", chunk):
+            row = rows[int(found["id"])] = _row(found)
+            row.receipts.extend(by_ours.pop(row.id))
+    # receipts without our id, or with an id we do not know: by the provider's id
+    by_theirs: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(receipts):
+        if (r.message_id is None or r.message_id in by_ours) and r.provider_message_id:
+            by_theirs[r.provider_message_id].append(i)
+    unknown = sum(1 for r in receipts if (r.message_id is None or r.message_id in by_ours))
+    theirs = sorted(by_theirs)
+    for chunk in _chunks(theirs):
+        for found in sorted(await _select(conn, "provider_message_id", chunk), key=lambda f: int(f["id"])):
+            indexes = by_theirs.pop(found["provider_message_id"], None)
+            if indexes is None:
+                continue  # two rows with one provider id: the first (lowest id) takes it
+            row = rows.get(int(found["id"])) or rows.setdefault(int(found["id"]), _row(found))
+            row.receipts.extend(indexes)
+            unknown -= len(indexes)
+    return rows, unknown
+
+
+def _plans(rows: Sequence[_Row], receipts: Sequence[Receipt], report: ReceiptReport) -> list[_Plan]:
+    """Fold each message's receipts; those that change nothing are counted here."""
+    plans = []
+    for row in rows:
+        folded = fold(row.status, [receipts[i].status for i in row.receipts])
+        if folded.status is row.status:
+            report.unchanged += len(row.receipts)
+        else:
+            plans.append(_Plan(row, folded))
+    return plans
+
+
+_SET = (
+    "status = v.target, "
+    "provider_message_id = COALESCE(m.provider_message_id, v.pid), "
+    "sent_at = COALESCE(m.sent_at, v.sent_at), "
+    "delivered_at = COALESCE(m.delivered_at, v.delivered_at), "
+    "read_at = COALESCE(m.read_at, v.read_at), "
+    "failed_at = COALESCE(m.failed_at, v.failed_at), "
+    "error_code = CASE WHEN v.target = 'FAILED' THEN v.error_code ELSE m.error_code END, "
+    "error_message = CASE WHEN v.target = 'FAILED' THEN v.error_message ELSE m.error_message END"
+)
+_V = "id, observed, target, pid, sent_at, delivered_at, read_at, failed_at, error_code, error_message"
+_UPDATE_PG = (
+    f"UPDATE message AS m SET {_SET} FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], "
+    "?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::text[]) "
+    f"AS v({_V}) WHERE m.id = v.id AND m.status = v.observed RETURNING m.id"
+)
+_UPDATE_SQLITE = (
+    f"UPDATE message AS m SET {_SET} FROM (SELECT "
+    + ", ".join(f"json_extract(value, '$[{n}]') AS {name.strip()}" for n, name in enumerate(_V.split(",")))
+    + " FROM json_each(?)) AS v WHERE m.id = v.id AND m.status = v.observed RETURNING id"
+)
+
+
+def _values(plan: _Plan, receipts: Sequence[Receipt], now: datetime) -> tuple[Any, ...]:
+    row, folded = plan.row, plan.folded
+    stamps = [
+        _when(receipts[row.receipts[folded.timestamps[c]]], now) if c in folded.timestamps else None
+        for c in _COLUMNS
+    ]
+    pid = None
+    if row.provider_message_id is None:
+        pid = next(
+            (receipts[i].provider_message_id for i in row.receipts if receipts[i].provider_message_id), None
+        )
+    code = message = None
+    if folded.failed_by is not None:
+        failure = receipts[row.receipts[folded.failed_by]]
+        code, message = failure.error_code, failure.error_message
+    return (row.id, row.status.value, folded.status.value, pid, *stamps, code, message)
+
+
+async def _write(
+    conn: BaseDBAsyncClient, plans: Sequence[_Plan], receipts: Sequence[Receipt], now: datetime
+) -> set[int]:
+    """Write the plans, each conditional on its observed status; the ids written."""
+    written: set[int] = set()
+    postgres = db.is_postgres(conn)
+    for chunk in _chunks(plans):
+        values = [_values(p, receipts, now) for p in chunk]
+        if postgres:
+            params: list[Any] = [list(column) for column in zip(*values, strict=True)]
+            rows = await db.fetch(conn, _UPDATE_PG, params)
+        else:
+            encoded = json.dumps(
+                [[v.isoformat(" ") if isinstance(v, datetime) else v for v in value] for value in values]
+            )
+            rows = await db.fetch(conn, _UPDATE_SQLITE, [encoded])
+        written.update(int(r["id"]) for r in rows)
+    return written
+
+
+async def _move_counters(conn: BaseDBAsyncClient, deltas: dict[int, Deltas]) -> None:
+    for campaign_id in sorted(deltas):
+        d = deltas[campaign_id]
+        if not d:
+            continue
+        await db.execute(
+            conn,
+            "UPDATE campaign SET pending = pending + ?, sent = sent + ?, delivered = delivered + ?, "
+            '"read" = "read" + ?, failed = failed + ? WHERE id = ?',
+            [d.pending, d.sent, d.delivered, d.read, d.failed, campaign_id],
+        )
+
+
+async def apply_receipts(receipts: Sequence[Receipt]) -> ReceiptReport:
+    """Apply a batch of receipts in one transaction; see the module docstring."""
+    report = ReceiptReport()
+    if not receipts:
+        return report
+    now = datetime.now(UTC)
+    deltas: dict[int, Deltas] = defaultdict(lambda: NO_CHANGE)
+    async with db.in_transaction() as conn:
+        rows, report.unknown = await _find(conn, receipts)
+        todo = list(rows.values())
+        for attempt in range(_REREADS + 1):
+            plans = _plans(todo, receipts, report)
+            if not plans:
+                break
+            written = await _write(conn, plans, receipts, now)
+            missed: list[_Row] = []
+            for plan in plans:
+                if plan.row.id in written:
+                    report.applied += plan.folded.applied
+                    report.unchanged += plan.folded.unchanged
+                    report.campaign_ids.add(plan.row.campaign_id)
+                    deltas[plan.row.campaign_id] += plan.folded.deltas
+                else:
+                    missed.append(plan.row)
+            if not missed:
+                break
+            if attempt == _REREADS:
+                # changed under us twice: its latest writer's word stands
+                report.unchanged += sum(len(row.receipts) for row in missed)
+                break
+            todo = await _reread(conn, missed)
+            report.unchanged += sum(len(r.receipts) for r in missed) - sum(len(r.receipts) for r in todo)
+        await _move_counters(conn, deltas)
+    return report
+
+
+async def _reread(conn: BaseDBAsyncClient, missed: Sequence[_Row]) -> list[_Row]:
+    """The rows' current status (a row deleted meanwhile drops out)."""
+    by_id = {row.id: row for row in missed}
+    fresh: list[_Row] = []
+    for chunk in _chunks(sorted(by_id)):
+        for found in await _select(conn, "id", chunk):
+            row = by_id[int(found["id"])]
+            row.status = MessageStatus(found["status"])
+            row.provider_message_id = found["provider_message_id"]
+            fresh.append(row)
+    return fresh

@@ -1,0 +1,182 @@
+"""What the simulated WhatsApp Cloud API account looks like and how it behaves.
+
+One frozen value: the same config and seed give the same outcome for every message, so a
+benchmark can be re-run and compared, and a test can name the exact failures it expects.
+
+| variable (prefix SIMULATOR_) | field | example |
+|---|---|---|
+| SEED | seed | 1 |
+| ACCESS_TOKEN | access_token | dev-token |
+| PHONE_NUMBER_ID | phone_number_id | 100000000000001 |
+| LATENCY_MS | latency_mean_ms | 50 |
+| LATENCY_JITTER | latency_jitter | 0.53 (lognormal sigma; 0 = constant) |
+| RATE_LIMIT | rate_limit_per_second | 80 (empty or "none" = unlimited) |
+| ERROR_MIX | error_mix | 131026=0.02,131047=0.01 |
+| LATER_FAILURE_MIX | later_failure_mix | 131026=0.01 |
+| DELIVERED_PROBABILITY / READ_PROBABILITY | ... | 0.95 / 0.6 |
+| SENT_DELAY_MS / DELIVERED_DELAY_MS / READ_DELAY_MS | ..._delay_ms | 300-2000 |
+| DUPLICATE_WEBHOOK_PROBABILITY / OUT_OF_ORDER_PROBABILITY | ... | 0.02 |
+| WEBHOOK_URL | webhook_url | http://127.0.0.1:8000/webhooks/whatsapp |
+| APP_SECRET | app_secret | dev-app-secret |
+| HONOUR_IDEMPOTENCY | honour_idempotency | true |
+| WEBHOOK_BATCH_SIZE / WEBHOOK_FLUSH_MS | ... | 100 / 100 |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+#: sigma of a lognormal whose p99 is about 3x its mean: exp(2.326 s - s^2 / 2) = 3
+P99_3X_SIGMA = 0.53
+
+
+def _frozen_mix(mix: Mapping[str, float] | Mapping[int, float]) -> Mapping[str, float]:
+    """Codes as strings (env and JSON give strings, code gives ints), sorted so the
+    cumulative walk in `fate` does not depend on how the mapping was built."""
+    items = sorted((str(code), float(p)) for code, p in mix.items())
+    for code, p in items:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"probability of {code} must be within [0, 1], got {p}")
+    if sum(p for _, p in items) > 1.0 + 1e-9:
+        raise ValueError(f"probabilities of {dict(items)} add up to more than 1")
+    return MappingProxyType(dict(items))
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Behaviour of one simulated business phone number. Delays are (min, max) in ms."""
+
+    seed: int = 1
+    access_token: str = "dev-token"
+    phone_number_id: str = "100000000000001"
+    display_phone_number: str = "15550000001"
+    waba_id: str = "200000000000001"
+    #: the version the docs show; any version path segment is accepted
+    api_version: str = "v21.0"
+    #: mean answer latency; 0 answers without sleeping at all
+    latency_mean_ms: float = 0.0
+    #: lognormal sigma of the latency; the default gives p99 about 3x the mean, 0 is constant
+    latency_jitter: float = P99_3X_SIGMA
+    #: accepted requests per second (token bucket, one second of burst); None = unlimited
+    rate_limit_per_second: float | None = None
+    #: code -> probability that a request is answered at once with that error
+    error_mix: Mapping[str, float] = field(default_factory=dict)
+    #: code -> probability that an accepted message later gets a `failed` webhook
+    later_failure_mix: Mapping[str, float] = field(default_factory=dict)
+    delivered_probability: float = 0.95
+    #: of the delivered ones
+    read_probability: float = 0.6
+    #: whether a `sent` status precedes delivered/read/failed, as on the real API
+    send_sent_status: bool = True
+    sent_delay_ms: tuple[float, float] = (50.0, 250.0)
+    delivered_delay_ms: tuple[float, float] = (300.0, 2000.0)
+    #: after delivered
+    read_delay_ms: tuple[float, float] = (1000.0, 5000.0)
+    duplicate_webhook_probability: float = 0.02
+    #: a read message whose `read` webhook is posted before its `delivered` one
+    out_of_order_probability: float = 0.02
+    #: None: no webhooks are scheduled (the ledger still records each message's fate)
+    webhook_url: str | None = None
+    app_secret: str = "dev-app-secret"
+    honour_idempotency: bool = True
+    webhook_batch_size: int = 100
+    webhook_flush_ms: float = 100.0
+    #: attempts per webhook POST before the batch is dropped (and counted)
+    webhook_max_attempts: int = 5
+    webhook_retry_base_ms: float = 200.0
+    webhook_timeout_s: float = 10.0
+    #: webhook POSTs in flight at once
+    webhook_concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        # Frozen dataclass: normalise through object.__setattr__; read-only mappings keep
+        # the value immutable even though dicts were passed in.
+        object.__setattr__(self, "error_mix", _frozen_mix(self.error_mix))
+        object.__setattr__(self, "later_failure_mix", _frozen_mix(self.later_failure_mix))
+        for name in ("sent_delay_ms", "delivered_delay_ms", "read_delay_ms"):
+            low, high = (float(v) for v in getattr(self, name))
+            if not 0.0 <= low <= high:
+                raise ValueError(f"{name} must be (min, max) with 0 <= min <= max, got {(low, high)}")
+            object.__setattr__(self, name, (low, high))
+        for name in (
+            "delivered_probability",
+            "read_probability",
+            "duplicate_webhook_probability",
+            "out_of_order_probability",
+        ):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1]")
+        if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
+            raise ValueError("rate_limit_per_second must be positive or None")
+        if self.webhook_batch_size < 1 or self.webhook_max_attempts < 1 or self.webhook_concurrency < 1:
+            raise ValueError("webhook batch size, attempts and concurrency must be at least 1")
+
+    @classmethod
+    def from_env(cls, prefix: str = "SIMULATOR_", env: Mapping[str, str] | None = None) -> SimulatorConfig:
+        """A config from `<prefix><NAME>` variables (see the module table); unset ones keep
+        their defaults. Every field is also readable under its own upper-cased name."""
+        source = os.environ if env is None else env
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for suffix, (name, parse) in _ENV.items():
+            raw = source.get(prefix + suffix)
+            if raw is not None and name in known:
+                values[name] = parse(raw.strip())
+        return cls(**values)
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """`"131026=0.02,131047=0.01"` -> {"131026": 0.02, "131047": 0.01}."""
+    mix: dict[str, float] = {}
+    for part in text.replace(";", ",").split(","):
+        if part.strip():
+            code, sep, p = part.partition("=")
+            if not sep:
+                raise ValueError(f"error mix entry {part!r} is not CODE=PROBABILITY")
+            mix[code.strip()] = float(p)
+    return mix
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """`"300-2000"`, `"300..2000"` or `"300,2000"` -> (300.0, 2000.0); one number is fixed."""
+    for sep in ("..", "-", ","):
+        if sep in text:
+            low, high = text.split(sep, 1)
+            return float(low), float(high)
+    return float(text), float(text)
+
+
+def _bool(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes", "on")
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() in ("", "none", "null", "0", "unlimited") else float(text)
+
+
+def _optional_str(text: str) -> str | None:
+    return text or None
+
+
+_Parser = Callable[[str], Any]
+_ENV: dict[str, tuple[str, _Parser]] = {
+    "LATENCY_MS": ("latency_mean_ms", float),
+    "RATE_LIMIT": ("rate_limit_per_second", _optional_float),
+}
+# Every field under its own name too, parsed by its declared type.
+_BY_TYPE: dict[str, _Parser] = {
+    "int": int,
+    "str": str,
+    "float": float,
+    "bool": _bool,
+    "float | None": _optional_float,
+    "str | None": _optional_str,
+    "Mapping[str, float]": parse_mix,
+    "tuple[float, float]": parse_range,
+}
+for _field in fields(SimulatorConfig):
+    _ENV.setdefault(_field.name.upper(), (_field.name, _BY_TYPE[str(_field.type)]))
