@@ -109,9 +109,7 @@ def cmd_simulator(args: argparse.Namespace) -> None:
 
     config = _simulator_config(args, args.webhook_url)
     print(f"WhatsApp simulator on http://{args.host}:{args.port} (ledger: /_simulator/ledger)", flush=True)
-    uvicorn.run(
-        create_simulator_app(config), host=args.host, port=args.port, access_log=False, log_level="warning"
-    )
+    uvicorn.run(create_simulator_app(config), host=args.host, port=args.port, access_log=False, log_level="warning")
 
 
 def cmd_export_schema(_args: argparse.Namespace) -> None:

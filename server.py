@@ -20,6 +20,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
 from jobs.effects import LifecycleEffects, redis_settings
+from providers.whatsapp import WhatsAppProvider
 from schema.app import schema
 from schema.context import Context
 from services.auth import authenticate, bearer_token
@@ -81,14 +82,22 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
             configure_logging(settings.log_level)
         app.state.settings = settings
         # One pool for readiness checks, job enqueueing and control messages.
-        app.state.redis = (
-            await create_pool(redis_settings(settings.redis_url)) if settings.redis_url else None
-        )
+        app.state.redis = await create_pool(redis_settings(settings.redis_url)) if settings.redis_url else None
         app.state.effects = LifecycleEffects(app.state.redis) if app.state.redis is not None else None
+        # sendTestMessage's provider: few calls, so a small connection pool
+        app.state.provider = WhatsAppProvider(
+            settings.provider_base_url(),
+            settings.whatsapp_api_version,
+            settings.whatsapp_phone_number_id,
+            settings.whatsapp_access_token,
+            concurrency=10,
+            honours_idempotency=settings.whatsapp_idempotency,
+        )
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             try:
                 yield {}
             finally:
+                await app.state.provider.close()
                 if app.state.redis is not None:
                     await app.state.redis.aclose()
 

@@ -17,6 +17,7 @@
 | WHATSAPP_RATE_LIMIT | 1000 | messages per second of the sender number, shared by all workers |
 | WORKER_CONCURRENCY | 200 | provider calls in flight per campaign run |
 | WORKER_MAX_CAMPAIGNS | 10 | campaigns one worker process sends at once |
+| WORKER_MAX_ATTEMPTS | 5 | provider calls per message before a transient error fails it |
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Settings:
     whatsapp_rate_limit: int = 1000
     worker_concurrency: int = 200
     worker_max_campaigns: int = 10
+    worker_max_attempts: int = 5
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -78,6 +80,7 @@ class Settings:
             whatsapp_rate_limit=int(e.get("WHATSAPP_RATE_LIMIT", "1000")),
             worker_concurrency=int(e.get("WORKER_CONCURRENCY", "200")),
             worker_max_campaigns=int(e.get("WORKER_MAX_CAMPAIGNS", "10")),
+            worker_max_attempts=int(e.get("WORKER_MAX_ATTEMPTS", "5")),
         )
 
     def provider_base_url(self) -> str:

@@ -129,9 +129,7 @@ async def http_import(
     settings: Settings, key: str, campaign_id: int, payload: bytes, profile: str | None
 ) -> tuple[float, dict[str, object]]:
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     try:
@@ -217,9 +215,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=DEFAULT_URL, help="dropped and recreated")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the import into FILE")

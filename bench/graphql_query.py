@@ -83,9 +83,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         return int(response.status), response.read()
 
 
-def start_server(
-    app: str, extra: list[str], env: dict[str, str], log: Path
-) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(app: str, extra: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log", *extra]
@@ -127,9 +125,7 @@ def run_wrk(
         script.write("\n".join(lua) + "\n")
         script.flush()
         command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s"]
-        out = subprocess.run(
-            [*command, "-s", script.name, url], capture_output=True, text=True, check=True
-        ).stdout
+        out = subprocess.run([*command, "-s", script.name, url], capture_output=True, text=True, check=True).stdout
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
     if bad or errors:
@@ -194,9 +190,7 @@ def measure(name: str, url: str, body: bytes, headers: dict[str, str], args: arg
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per timed run")

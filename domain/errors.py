@@ -51,9 +51,7 @@ class InvalidTransition(DomainError):
 
     code = ErrorCode.INVALID_TRANSITION
 
-    def __init__(
-        self, status: str, action: str, allowed: Sequence[str], field: Sequence[str] = ("id",)
-    ) -> None:
+    def __init__(self, status: str, action: str, allowed: Sequence[str], field: Sequence[str] = ("id",)) -> None:
         allowed_text = ", ".join(allowed) if allowed else "none"
         super().__init__(
             f"Cannot {action} a campaign that is {status}; allowed actions: {allowed_text}.",

@@ -7,7 +7,7 @@ import binascii
 
 from domain.errors import NotFound, ValidationFailed
 
-NODE_TYPES = ("Campaign", "Message", "Workspace")
+NODE_TYPES = ("Campaign", "Message", "TestMessage", "Workspace")
 
 
 def _b64(text: str) -> str:

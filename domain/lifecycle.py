@@ -139,9 +139,7 @@ def transition(status: CampaignStatus, action: Action) -> Transition:
     try:
         target = TABLE[(status, action)]
     except KeyError:
-        raise InvalidTransition(
-            status.value, action.value, [a.value for a in allowed_actions(status)]
-        ) from None
+        raise InvalidTransition(status.value, action.value, [a.value for a in allowed_actions(status)]) from None
     return Transition(status, action, target)
 
 

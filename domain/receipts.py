@@ -80,9 +80,7 @@ TABLE: dict[tuple[MessageStatus, str], ReceiptTransition] = {
     (M.SENDING, SENT): _t(M.SENT, ("sent_at",), pending=-1, sent=1),
     (M.SENDING, DELIVERED): _t(M.DELIVERED, ("sent_at", "delivered_at"), pending=-1, sent=1, delivered=1),
     (M.SENT, DELIVERED): _t(M.DELIVERED, ("delivered_at",), delivered=1),
-    (M.SENDING, READ): _t(
-        M.READ, ("sent_at", "delivered_at", "read_at"), pending=-1, sent=1, delivered=1, read=1
-    ),
+    (M.SENDING, READ): _t(M.READ, ("sent_at", "delivered_at", "read_at"), pending=-1, sent=1, delivered=1, read=1),
     (M.SENT, READ): _t(M.READ, ("delivered_at", "read_at"), delivered=1, read=1),
     (M.DELIVERED, READ): _t(M.READ, ("delivered_at", "read_at"), read=1),
     (M.SENDING, FAILED): _t(M.FAILED, ("failed_at",), pending=-1, failed=1),

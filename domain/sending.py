@@ -28,11 +28,18 @@ class SendRequest:
     template_language: str | None = None
     #: template body parameters, in placeholder order
     parameters: tuple[str, ...] = ()
+    #: RETRY_FAILED rounds: each deliberate resend is a new send intent
+    send_round: int = 0
+    #: test messages carry their own key; campaign messages derive it from their id
+    key: str | None = None
 
     @property
     def idempotency_key(self) -> str:
-        """The message's own id: a resend after a crash carries the same key."""
-        return f"msg-{self.message_id}"
+        """The message's own id (and send round): a resend after a crash carries the
+        same key, so a provider that honours keys never delivers it twice."""
+        if self.key is not None:
+            return self.key
+        return f"msg-{self.message_id}" + (f"-r{self.send_round}" if self.send_round else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +195,7 @@ class Claimed:
     id: int
     phone: str
     variables: dict[str, object]
+    send_round: int = 0
 
 
 @dataclass(frozen=True, slots=True)

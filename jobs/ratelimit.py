@@ -66,9 +66,7 @@ class AccountLimiter:
 
     async def acquire(self) -> None:
         if self._left == 0:
-            wait_ms = float(
-                await self._script(keys=[self.key], args=[self.interval_ms, self.chunk, self.burst_ms])
-            )
+            wait_ms = float(await self._script(keys=[self.key], args=[self.interval_ms, self.chunk, self.burst_ms]))
             self._next = time.monotonic() + max(0.0, wait_ms) / 1000
             self._left = self.chunk
         self._left -= 1

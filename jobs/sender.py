@@ -167,6 +167,7 @@ class CampaignRun:
             template_name=c.template_name,
             template_language=c.template_language,
             parameters=tuple(str(message.variables.get(n, "")) for n in self._names),
+            send_round=message.send_round,
         )
 
     async def _send(self, message: Claimed) -> None:
@@ -213,16 +214,12 @@ class CampaignRun:
             if result.ambiguous and not self.provider.honours_idempotency:
                 # The provider may have it; resending could deliver twice. RETRY_FAILED
                 # resends it deliberately.
-                self._record(
-                    Recorded(message.id, "FAILED", None, "in_doubt", _text(result), extra_attempts=extra)
-                )
+                self._record(Recorded(message.id, "FAILED", None, "in_doubt", _text(result), extra_attempts=extra))
                 return True
             if calls < self.policy.max_attempts:
                 return False
         self._record(
-            Recorded(
-                message.id, "FAILED", None, result.error_code or "error", _text(result), extra_attempts=extra
-            )
+            Recorded(message.id, "FAILED", None, result.error_code or "error", _text(result), extra_attempts=extra)
         )
         return True
 
@@ -266,9 +263,7 @@ class CampaignRun:
         rate = self.failed / self.resolved
         if rate > c.failure_threshold:
             self.stop(RunEnded.PAUSED)
-            reason = (
-                f"Failure rate {rate:.1%} is above {c.failure_threshold:.1%} after {self.resolved} attempts."
-            )
+            reason = f"Failure rate {rate:.1%} is above {c.failure_threshold:.1%} after {self.resolved} attempts."
             await self.store.transition(c.id, "AUTO_PAUSE", "failure-guard", reason)
 
     async def _renew_loop(self) -> None:

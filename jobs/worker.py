@@ -20,6 +20,7 @@ from tortoise import Tortoise
 from tortoise.expressions import Q
 
 from domain.lifecycle import Action, CampaignStatus
+from domain.sending import RetryPolicy
 from jobs.control import ControlListener
 from jobs.effects import LifecycleEffects, redis_settings
 from jobs.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, JOB_SWEEP, QUEUE
@@ -41,9 +42,7 @@ SWEEP_EVERY_S = 5
 class Runner:
     """Runs campaigns in this worker process: one CampaignRun per campaign it leases."""
 
-    def __init__(
-        self, settings: Settings, redis: Any, provider: WhatsAppProvider, control: ControlListener
-    ) -> None:
+    def __init__(self, settings: Settings, redis: Any, provider: WhatsAppProvider, control: ControlListener) -> None:
         self.settings = settings
         self.redis = redis
         self.provider = provider
@@ -88,6 +87,7 @@ class Runner:
                     Limiters(limiters),
                     concurrency=self.settings.worker_concurrency,
                     lease_ttl=LEASE_TTL_S,
+                    policy=RetryPolicy(max_attempts=self.settings.worker_max_attempts),
                 )
                 self.active[campaign_id] = run
                 if early_stop:
@@ -115,11 +115,7 @@ async def start_scheduled(ctx: dict[str, Any], campaign_id: int, token: str) -> 
     now = datetime.now(UTC)
 
     def current(c: Campaign) -> bool:
-        return (
-            c.schedule_token == token
-            and c.scheduled_at is not None
-            and c.scheduled_at <= now + timedelta(seconds=1)
-        )
+        return c.schedule_token == token and c.scheduled_at is not None and c.scheduled_at <= now + timedelta(seconds=1)
 
     effects: LifecycleEffects = ctx["runner"].effects
     started = await apply_system_action(

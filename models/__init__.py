@@ -112,6 +112,9 @@ class Message(Model):
     error_code = fields.CharField(max_length=32, null=True)
     error_message = fields.TextField(null=True)
     attempts = fields.IntField(default=0)
+    #: bumped by RETRY_FAILED: a deliberate resend needs a new idempotency key, while a
+    #: resend after a crash must reuse the old one
+    send_round = fields.IntField(default=0, db_default=0)
     sent_at = fields.DatetimeField(null=True)
     delivered_at = fields.DatetimeField(null=True)
     read_at = fields.DatetimeField(null=True)
@@ -151,6 +154,30 @@ class CampaignEvent(Model):
         indexes = (Index(fields=("campaign_id", "id"), name="campaign_event_campaign_id"),)
 
 
+class TestMessage(Model):
+    """A message sent by sendTestMessage: outside the campaign's recipients and numbers."""
+
+    id = fields.BigIntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="test_messages", on_delete=fields.CASCADE
+    )
+    phone = fields.CharField(max_length=20)
+    variables: Any = fields.JSONField(default=dict)
+    status = fields.CharEnumField(MessageStatus, max_length=16, default=MessageStatus.SENDING)
+    provider_message_id = fields.CharField(max_length=128, null=True)
+    error_code = fields.CharField(max_length=32, null=True)
+    error_message = fields.TextField(null=True)
+    attempts = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+    failed_at = fields.DatetimeField(null=True)
+
+    campaign_id: int
+
+    class Meta:
+        table = "test_message"
+
+
 class OptOut(Model):
     """A phone that asked not to be messaged by this workspace."""
 
@@ -168,4 +195,4 @@ class OptOut(Model):
         unique_together = (("workspace_id", "phone"),)
 
 
-__all__ = ["ApiKey", "Campaign", "CampaignEvent", "Message", "OptOut", "Workspace"]
+__all__ = ["ApiKey", "Campaign", "CampaignEvent", "Message", "OptOut", "TestMessage", "Workspace"]

@@ -50,8 +50,11 @@ def build_payload(request: SendRequest) -> dict[str, Any]:
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": request.phone.lstrip("+"),
-        "biz_opaque_callback_data": callback_data(request.campaign_id, request.message_id),
     }
+    if request.key is None:
+        # campaign messages only: a receipt finds its message even before the provider
+        # id is stored (test messages have no row in `message` to find)
+        payload["biz_opaque_callback_data"] = callback_data(request.campaign_id, request.message_id)
     if request.template_name:
         template: dict[str, Any] = {
             "name": request.template_name,
@@ -119,9 +122,7 @@ def _result(status: int, raw: bytes, retry_after: str | None) -> SendResult:
             retry_after=wait,
         )
     text = raw[:200].decode("utf-8", "replace") or None
-    return SendResult(
-        classify(None, status), error_code=f"http_{status}", error_message=text, retry_after=wait
-    )
+    return SendResult(classify(None, status), error_code=f"http_{status}", error_message=text, retry_after=wait)
 
 
 class WhatsAppProvider:
@@ -166,9 +167,7 @@ class WhatsAppProvider:
                 return _result(response.status, raw, response.headers.get("Retry-After"))
         except aiohttp.ConnectionTimeoutError as exc:
             # no connection was made within the timeout: the request never left
-            return SendResult(
-                Outcome.TRANSIENT, error_code="timeout", error_message=str(exc) or "connect timeout"
-            )
+            return SendResult(Outcome.TRANSIENT, error_code="timeout", error_message=str(exc) or "connect timeout")
         except TimeoutError:  # asyncio.TimeoutError (= TimeoutError) and aiohttp.ServerTimeoutError
             return SendResult(
                 Outcome.TRANSIENT, error_code="timeout", error_message="no answer in time", ambiguous=True

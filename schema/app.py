@@ -16,9 +16,7 @@ from schema.types import Campaign, Message, Workspace
 
 
 class Schema(strawberry.Schema):
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Client errors are answers, not incidents: log nothing here. Unexpected errors
         are logged once, with the request id, by MaskUnexpectedErrors."""
 

@@ -14,7 +14,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 import models
-from domain.errors import Conflict, DomainError, InvalidTransition, ValidationFailed
+from domain.errors import DomainError, InvalidTransition, ValidationFailed
 from domain.ids import expect_id, to_global_id
 from domain.lifecycle import Action
 from schema.context import Context
@@ -23,6 +23,7 @@ from schema.types import Campaign, Channel, Message
 from services import campaigns as campaign_service
 from services import recipients as recipient_service
 from services.auth import Principal
+from services.test_messages import send_test_message
 from services.transitions import apply_action
 
 Info = strawberry.Info[Context, None]
@@ -119,11 +120,7 @@ _CAMEL = {
 
 
 def _given(data: Any) -> dict[str, Any]:
-    return {
-        camel: getattr(data, attr)
-        for attr, camel in _CAMEL.items()
-        if getattr(data, attr) is not strawberry.UNSET
-    }
+    return {camel: getattr(data, attr) for attr, camel in _CAMEL.items() if getattr(data, attr) is not strawberry.UNSET}
 
 
 async def _campaign_op(
@@ -229,15 +226,11 @@ class Mutation:
         return await _campaign_op(info, input.campaign_id, op, {"id": ["input", "campaignId"]})
 
     @strawberry.mutation(description="DRAFT → SCHEDULED; scheduledAt must be in the future")
-    async def schedule_campaign(
-        self, info: Info, id: strawberry.ID, scheduled_at: datetime
-    ) -> CampaignPayload:
+    async def schedule_campaign(self, info: Info, id: strawberry.ID, scheduled_at: datetime) -> CampaignPayload:
         return await _campaign_op(info, id, _transition(info, Action.SCHEDULE, scheduled_at=scheduled_at))
 
     @strawberry.mutation(description="SCHEDULED → SCHEDULED at a new time")
-    async def reschedule_campaign(
-        self, info: Info, id: strawberry.ID, scheduled_at: datetime
-    ) -> CampaignPayload:
+    async def reschedule_campaign(self, info: Info, id: strawberry.ID, scheduled_at: datetime) -> CampaignPayload:
         return await _campaign_op(info, id, _transition(info, Action.RESCHEDULE, scheduled_at=scheduled_at))
 
     @strawberry.mutation(description="SCHEDULED → DRAFT")
@@ -257,9 +250,7 @@ class Mutation:
         return await _campaign_op(info, id, _transition(info, Action.RESUME))
 
     @strawberry.mutation(description="any non-terminal → CANCELLED")
-    async def cancel_campaign(
-        self, info: Info, id: strawberry.ID, reason: str | None = None
-    ) -> CampaignPayload:
+    async def cancel_campaign(self, info: Info, id: strawberry.ID, reason: str | None = None) -> CampaignPayload:
         if reason is not None and len(reason) > 1000:
             return CampaignPayload(
                 campaign=None,
@@ -276,26 +267,24 @@ class Mutation:
         return await _campaign_op(info, id, _transition(info, Action.RETRY))
 
     @strawberry.mutation(description="any → a new DRAFT with the same content and recipients")
-    async def duplicate_campaign(
-        self, info: Info, id: strawberry.ID, name: str | None = None
-    ) -> CampaignPayload:
+    async def duplicate_campaign(self, info: Info, id: strawberry.ID, name: str | None = None) -> CampaignPayload:
         async def op(principal: Principal, pk: int) -> models.Campaign:
             return await campaign_service.duplicate_campaign(principal, pk, name)
 
         return await _campaign_op(info, id, op)
 
-    @strawberry.mutation(
-        description="sends the rendered message to one phone now, outside the campaign's numbers"
-    )
+    @strawberry.mutation(description="sends the rendered message to one phone now, outside the campaign's numbers")
     async def send_test_message(
         self, info: Info, id: strawberry.ID, phone: str, variables: JSON | None = None
     ) -> TestMessagePayload:
         principal = info.context.require()
         try:
-            await campaign_service.get_campaign(principal, expect_id(id, "Campaign"))
-            raise Conflict("Test messages need the sending engine, which this server does not run yet.")
+            pk = expect_id(id, "Campaign")
+            provider = info.context.request.app.state.provider
+            sent = await send_test_message(principal, pk, phone, variables, provider)
         except DomainError as error:
-            return TestMessagePayload(message=None, user_errors=[UserError.of(error)])
+            return TestMessagePayload(message=None, user_errors=[UserError.of(error, {"id": ["id"]})])
+        return TestMessagePayload(message=Message.of_test(sent), user_errors=[])
 
 
 def _too_long(field: str, limit: int) -> DomainError:

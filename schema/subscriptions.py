@@ -23,9 +23,7 @@ Info = strawberry.Info[Context, None]
 POLL_SECONDS = 1.0
 
 
-@strawberry.type(
-    description="A flat snapshot, built from the published event: no database read per subscriber."
-)
+@strawberry.type(description="A flat snapshot, built from the published event: no database read per subscriber.")
 class CampaignProgress:
     campaign_id: strawberry.ID
     status: CampaignStatus
@@ -60,9 +58,7 @@ class Subscription:
         description="The current snapshot first, then one whenever the status or numbers change. "
         "It stays open after a terminal status: receipts keep arriving."
     )
-    async def campaign_progress(
-        self, info: Info, id: strawberry.ID
-    ) -> AsyncGenerator[CampaignProgress, None]:
+    async def campaign_progress(self, info: Info, id: strawberry.ID) -> AsyncGenerator[CampaignProgress, None]:
         principal = info.context.require()
         pk = expect_id(id, "Campaign")
         campaign = await get_campaign(principal, pk)
@@ -94,17 +90,13 @@ class Subscription:
         principal = info.context.require()
         wanted = set(status or ())
         newest = (
-            await models.CampaignEvent.filter(campaign__workspace_id=principal.workspace_id)
-            .order_by("-id")
-            .first()
+            await models.CampaignEvent.filter(campaign__workspace_id=principal.workspace_id).order_by("-id").first()
         )
         last_event = newest.id if newest else 0
         while True:
             await asyncio.sleep(POLL_SECONDS)
             events = (
-                await models.CampaignEvent.filter(
-                    campaign__workspace_id=principal.workspace_id, id__gt=last_event
-                )
+                await models.CampaignEvent.filter(campaign__workspace_id=principal.workspace_id, id__gt=last_event)
                 .order_by("id")
                 .prefetch_related("campaign")
             )

@@ -117,6 +117,23 @@ class Message(Node):
             failed_at=m.failed_at,
         )
 
+    @classmethod
+    def of_test(cls, t: models.TestMessage) -> Message:
+        return cls(
+            id=strawberry.ID(to_global_id("TestMessage", t.id)),
+            phone=t.phone,
+            variables=t.variables,
+            status=t.status,
+            provider_message_id=t.provider_message_id,
+            error_code=t.error_code,
+            error_message=t.error_message,
+            attempts=t.attempts,
+            sent_at=t.sent_at,
+            delivered_at=None,
+            read_at=None,
+            failed_at=t.failed_at,
+        )
+
 
 @strawberry.type
 class MessageEdge:
@@ -207,9 +224,7 @@ class Campaign(Node):
         description="Messages per second at most; null means the provider account's limit."
     )
     failure_threshold: float | None = strawberry.field(
-        description=(
-            "Auto-pause when failureRate exceeds this after failureSampleSize attempts; null turns it off."
-        )
+        description=("Auto-pause when failureRate exceeds this after failureSampleSize attempts; null turns it off.")
     )
     failure_sample_size: int
     stats: CampaignStats
@@ -236,9 +251,7 @@ class Campaign(Node):
     @strawberry.field(description="Status history, oldest first.")
     async def events(self) -> list[CampaignEvent]:
         return [
-            CampaignEvent(
-                from_=e.from_status, to=e.to_status, action=e.action, actor=e.actor, reason=e.reason, at=e.at
-            )
+            CampaignEvent(from_=e.from_status, to=e.to_status, action=e.action, actor=e.actor, reason=e.reason, at=e.at)
             for e in await reads.list_events(self._model.id)
         ]
 

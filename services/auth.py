@@ -47,11 +47,7 @@ async def authenticate(key: str | None) -> Principal | None:
     """The principal of a live key, or None for a missing, unknown or revoked key."""
     if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
-    row = (
-        await ApiKey.filter(key_hash=hash_key(key), revoked_at__isnull=True)
-        .first()
-        .values("workspace_id", "name")
-    )
+    row = await ApiKey.filter(key_hash=hash_key(key), revoked_at__isnull=True).first().values("workspace_id", "name")
     if row is None:
         return None
     return Principal(workspace_id=row["workspace_id"], actor=row["name"])

@@ -67,9 +67,7 @@ async def update_campaign(principal: Principal, pk: int, given: dict[str, Any]) 
     merged_template = fields.values.get("template_name", campaign.template_name)
     merged_language = fields.values.get("template_language", campaign.template_language)
     if merged_template and not merged_language:
-        raise ValidationFailed(
-            "templateLanguage is required with templateName.", ("input", "templateLanguage")
-        )
+        raise ValidationFailed("templateLanguage is required with templateName.", ("input", "templateLanguage"))
     if not fields.values:
         return campaign
     updated = await Campaign.filter(

@@ -63,9 +63,7 @@ async def import_csv(principal: Principal, pk: int, upload: IO[bytes]) -> AddRep
                 row_number += 1
                 if any("\x00" in cell for cell in row):
                     # refuse the file: NUL is never text, and PostgreSQL cannot store it
-                    raise ValidationFailed(
-                        f"The CSV contains a NUL byte on line {reader.line_num}.", ("csv",)
-                    )
+                    raise ValidationFailed(f"The CSV contains a NUL byte on line {reader.line_num}.", ("csv",))
                 if len(row) != width:
                     writer.report.reject(
                         row_number,
@@ -84,9 +82,7 @@ async def import_csv(principal: Principal, pk: int, upload: IO[bytes]) -> AddRep
     except UnicodeDecodeError:
         raise ValidationFailed("The CSV is not UTF-8 text.", ("csv",)) from None
     except csv.Error as exc:
-        raise ValidationFailed(
-            f"The CSV is malformed near line {reader.line_num}: {exc}.", ("csv",)
-        ) from None
+        raise ValidationFailed(f"The CSV is malformed near line {reader.line_num}: {exc}.", ("csv",)) from None
     finally:
         text.detach()
 

@@ -120,7 +120,4 @@ async def timeline(campaign_id: int, bucket_seconds: int) -> list[dict[str, Any]
             f"The timeline would have {len(points):,} points; use a larger bucketSeconds.",
             ("bucketSeconds",),
         )
-    return [
-        {"at": datetime.fromtimestamp(bucket * bucket_seconds, UTC), **points[bucket]}
-        for bucket in sorted(points)
-    ]
+    return [{"at": datetime.fromtimestamp(bucket * bucket_seconds, UTC), **points[bucket]} for bucket in sorted(points)]

@@ -166,14 +166,11 @@ _UPDATE_SQLITE = (
 def _values(plan: _Plan, receipts: Sequence[Receipt], now: datetime) -> tuple[Any, ...]:
     row, folded = plan.row, plan.folded
     stamps = [
-        _when(receipts[row.receipts[folded.timestamps[c]]], now) if c in folded.timestamps else None
-        for c in _COLUMNS
+        _when(receipts[row.receipts[folded.timestamps[c]]], now) if c in folded.timestamps else None for c in _COLUMNS
     ]
     pid = None
     if row.provider_message_id is None:
-        pid = next(
-            (receipts[i].provider_message_id for i in row.receipts if receipts[i].provider_message_id), None
-        )
+        pid = next((receipts[i].provider_message_id for i in row.receipts if receipts[i].provider_message_id), None)
     code = message = None
     if folded.failed_by is not None:
         failure = receipts[row.receipts[folded.failed_by]]

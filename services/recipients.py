@@ -59,9 +59,7 @@ class AddReport:
 async def lock_draft(conn: BaseDBAsyncClient, principal: Principal, pk: int, action: Action) -> int:
     """Take the campaign's gate for `action` inside `conn`'s transaction; return its total."""
     locked = (
-        await Campaign.filter(
-            id=pk, workspace_id=principal.workspace_id, status__in=lifecycle.sources_of(action)
-        )
+        await Campaign.filter(id=pk, workspace_id=principal.workspace_id, status__in=lifecycle.sources_of(action))
         .using_db(conn)
         .update(version=F("version") + 1, updated_at=now_utc())
     )
@@ -130,9 +128,7 @@ class RecipientWriter:
             )
         return self.report
 
-    async def _present(
-        self, table: str, owner: str, owner_id: int, batch: Sequence[tuple[str, str]]
-    ) -> set[str]:
+    async def _present(self, table: str, owner: str, owner_id: int, batch: Sequence[tuple[str, str]]) -> set[str]:
         phones = [row[0] for row in batch]
         if self._postgres:
             sql = f"SELECT phone FROM {table} WHERE {owner} = ? AND phone = ANY(?)"
@@ -154,8 +150,7 @@ class RecipientWriter:
                 )
         else:
             await self.conn.execute_many(
-                "INSERT INTO message (campaign_id, phone, variables, status, attempts) "
-                "VALUES (?, ?, ?, 'PENDING', 0)",
+                "INSERT INTO message (campaign_id, phone, variables, status, attempts) VALUES (?, ?, ?, 'PENDING', 0)",
                 [[cid, phone, variables] for phone, variables in batch],
             )
 
@@ -207,9 +202,7 @@ async def remove_recipients(principal: Principal, pk: int, phones: Sequence[str]
             )
         if removed:
             await (
-                Campaign.filter(id=pk)
-                .using_db(conn)
-                .update(total=F("total") - removed, pending=F("pending") - removed)
+                Campaign.filter(id=pk).using_db(conn).update(total=F("total") - removed, pending=F("pending") - removed)
             )
     return await get_campaign(principal, pk)
 
@@ -244,10 +237,7 @@ async def launch_facts(campaign: Campaign) -> LaunchReadiness:
         lacks = " OR ".join("COALESCE(json_extract(variables, ?), '') = ''" for _ in names)
         args = [f'$."{n}"' for n in names]
     where = f"campaign_id = ? AND ({lacks})"
-    count = int(
-        await db.fetch_val(conn, f"SELECT COUNT(*) AS n FROM message WHERE {where}", [campaign.id, *args])
-        or 0
-    )
+    count = int(await db.fetch_val(conn, f"SELECT COUNT(*) AS n FROM message WHERE {where}", [campaign.id, *args]) or 0)
     if not count:
         return LaunchReadiness(campaign.total, 0, ())
     sample = await db.fetch(

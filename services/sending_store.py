@@ -109,12 +109,14 @@ class SqlSendingStore:
             "UPDATE message SET status = 'SENDING', attempts = attempts + 1 WHERE id IN ("
             f"SELECT id FROM message WHERE campaign_id = ? AND status = 'PENDING' ORDER BY id LIMIT ?{skip_locked}) "
             "AND EXISTS (SELECT 1 FROM campaign WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ?) "
-            "RETURNING id, phone, variables",
+            "RETURNING id, phone, variables, send_round",
             [campaign_id, limit, campaign_id, owner],
         )
         rows.sort(key=lambda r: r["id"])
         return [
-            Claimed(r["id"], r["phone"], json.loads(v) if isinstance((v := r["variables"]), str) else v)
+            Claimed(
+                r["id"], r["phone"], json.loads(v) if isinstance((v := r["variables"]), str) else v, r["send_round"]
+            )
             for r in rows
         ]
 
@@ -184,10 +186,13 @@ class SqlSendingStore:
         )
 
     async def transition(self, campaign_id: int, action: str, actor: str, reason: str | None) -> bool:
-        done = await apply_system_action(
-            campaign_id, Action(action), actor=actor, reason=reason, after=self.after
-        )
+        done = await apply_system_action(campaign_id, Action(action), actor=actor, reason=reason, after=self.after)
         return done is not None
+
+
+def _variables(value: Any) -> dict[str, object]:
+    # jsonb arrives as text from asyncpg without a codec, and SQLite stores text
+    return json.loads(value) if isinstance(value, str) else dict(value)
 
 
 async def _move_counters(conn: BaseDBAsyncClient, campaign_id: int, **deltas: int) -> None:

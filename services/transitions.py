@@ -43,8 +43,7 @@ def _permanent_placeholders() -> str:
 
 
 _RETRYABLE = (
-    f"campaign_id = ? AND status = 'FAILED' AND "
-    f"(error_code IS NULL OR error_code NOT IN ({_permanent_placeholders()}))"
+    f"campaign_id = ? AND status = 'FAILED' AND (error_code IS NULL OR error_code NOT IN ({_permanent_placeholders()}))"
 )
 
 
@@ -59,9 +58,7 @@ async def count_retryable(conn: BaseDBAsyncClient, campaign_id: int) -> int:
     )
 
 
-def _status_fields(
-    t: Transition, now: datetime, reason: str | None, scheduled_at: datetime | None
-) -> dict[str, Any]:
+def _status_fields(t: Transition, now: datetime, reason: str | None, scheduled_at: datetime | None) -> dict[str, Any]:
     """Columns that change with the status, besides status and version."""
     fields: dict[str, Any] = {"status": t.target, "updated_at": now}
     action = t.action
@@ -101,8 +98,9 @@ async def _move_messages(conn: BaseDBAsyncClient, campaign_id: int, action: Acti
     elif action is Action.RETRY_FAILED:
         moved = await db.execute(
             conn,
+            # a new send round: a deliberate resend gets a new idempotency key
             f"UPDATE message SET status = 'PENDING', error_code = NULL, error_message = NULL, "
-            f"failed_at = NULL WHERE {_RETRYABLE}",
+            f"failed_at = NULL, send_round = send_round + 1 WHERE {_RETRYABLE}",
             [campaign_id, *sorted(PERMANENT_RECIPIENT_ERRORS)],
         )
         if moved:
@@ -113,9 +111,7 @@ async def _move_messages(conn: BaseDBAsyncClient, campaign_id: int, action: Acti
             )
 
 
-async def _commit(
-    campaign: Campaign, t: Transition, fields: dict[str, Any], actor: str, reason: str | None
-) -> bool:
+async def _commit(campaign: Campaign, t: Transition, fields: dict[str, Any], actor: str, reason: str | None) -> bool:
     """The transition as one transaction; False if the campaign changed since it was read."""
     async with db.in_transaction() as conn:
         won = (
@@ -165,9 +161,7 @@ async def apply_action(
     raise Conflict("The campaign kept changing while this request ran; try again.", ("id",))
 
 
-async def _check_guards(
-    campaign: Campaign, t: Transition, scheduled_at: datetime | None, now: datetime
-) -> None:
+async def _check_guards(campaign: Campaign, t: Transition, scheduled_at: datetime | None, now: datetime) -> None:
     if t.action in (Action.SCHEDULE, Action.SEND_NOW):
         facts = await launch_facts(campaign)
         lifecycle.check_launch(
@@ -181,9 +175,7 @@ async def _check_guards(
             ),
         )
     elif t.action is Action.RESCHEDULE:
-        lifecycle.check_launch(
-            t.action, LaunchFacts(recipients=campaign.total, scheduled_at=scheduled_at, now=now)
-        )
+        lifecycle.check_launch(t.action, LaunchFacts(recipients=campaign.total, scheduled_at=scheduled_at, now=now))
     elif t.action is Action.RETRY_FAILED:
         lifecycle.check_retry_failed(await count_retryable(db.client(), campaign.id))
 

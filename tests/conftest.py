@@ -127,9 +127,7 @@ class Api:
         return body["data"]
 
     async def raw(self, query: str, **variables: Any) -> dict[str, Any]:
-        response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables}, headers=self.headers
-        )
+        response = await self.http.post("/graphql", json={"query": query, "variables": variables}, headers=self.headers)
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -13,14 +13,10 @@ from settings import Settings
 
 def run(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url or "")
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, timeout=60
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
-async def test_create_workspace_prints_a_working_key_on_its_last_line(
-    server: str, settings: Settings
-) -> None:
+async def test_create_workspace_prints_a_working_key_on_its_last_line(server: str, settings: Settings) -> None:
     done = run("create-workspace", "Acme Marketing", settings=settings)
     assert done.returncode == 0, done.stderr
     key = done.stdout.strip().splitlines()[-1]
@@ -42,8 +38,6 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
 
     tables = {
         r[0]
-        for r in sqlite3.connect(tmp_path / "m.sqlite3").execute(
-            "select name from sqlite_master where type='table'"
-        )
+        for r in sqlite3.connect(tmp_path / "m.sqlite3").execute("select name from sqlite_master where type='table'")
     }
     assert {"workspace", "api_key", "campaign", "message", "campaign_event", "opt_out"} <= tables

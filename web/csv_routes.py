@@ -23,9 +23,7 @@ _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
 def error_response(error: DomainError, status: int | None = None) -> JSONResponse:
-    body = {
-        "errors": [{"message": error.message, "code": error.code.value, "field": list(error.field or ())}]
-    }
+    body = {"errors": [{"message": error.message, "code": error.code.value, "field": list(error.field or ())}]}
     return JSONResponse(body, status_code=status or _HTTP_STATUS[error.code])
 
 
@@ -33,9 +31,7 @@ async def import_recipients(request: Request) -> JSONResponse:
     principal = request.state.principal
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("text/csv", "application/csv"):
-        return error_response(
-            ValidationFailed("Send the file as Content-Type: text/csv.", ("content-type",)), 415
-        )
+        return error_response(ValidationFailed("Send the file as Content-Type: text/csv.", ("content-type",)), 415)
     limit = request.app.state.settings.max_import_bytes
     try:
         pk = expect_id(request.path_params["id"], "Campaign")

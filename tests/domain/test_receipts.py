@@ -94,9 +94,7 @@ def test_strength_failed_last() -> None:
         (M.SENDING, ["read", "sent", "delivered"], M.READ, D(pending=-1, sent=1, delivered=1, read=1), 3),
     ],
 )
-def test_fold(
-    current: MessageStatus, receipts: list[str], status: MessageStatus, deltas: Deltas, applied: int
-) -> None:
+def test_fold(current: MessageStatus, receipts: list[str], status: MessageStatus, deltas: Deltas, applied: int) -> None:
     folded = fold(current, receipts)
     assert (folded.status, folded.deltas, folded.applied) == (status, deltas, applied)
     assert folded.unchanged == len(receipts) - applied

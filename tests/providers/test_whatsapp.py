@@ -170,9 +170,7 @@ async def test_template_request_format(cloud: CloudApi, provider: WhatsAppProvid
         ),
         (
             "+14155550500",
-            SendResult(
-                Outcome.TRANSIENT, error_code="131000", error_message="Something went wrong: Unknown error"
-            ),
+            SendResult(Outcome.TRANSIENT, error_code="131000", error_message="Something went wrong: Unknown error"),
         ),
         # 200 without a message id: it may have gone out
         ("+14155550200", SendResult(Outcome.TRANSIENT, error_code="bad_response", ambiguous=True)),
@@ -243,9 +241,7 @@ async def test_concurrent_sends_share_one_session(cloud: CloudApi) -> None:
 
 
 async def _concurrent_sends(provider: WhatsAppProvider) -> None:
-    results = await asyncio.gather(
-        *(provider.send(req(f"+1415555{i:04d}", 1000 + i)) for i in range(1100, 1300))
-    )
+    results = await asyncio.gather(*(provider.send(req(f"+1415555{i:04d}", 1000 + i)) for i in range(1100, 1300)))
     assert [r for r in results if r.outcome is not Outcome.ACCEPTED] == []
     assert {r.provider_message_id for r in results} == {f"wamid.msg-{1000 + i}" for i in range(1100, 1300)}
     session = provider._session

@@ -73,9 +73,7 @@ async def campaign_in(api: Api, status: CampaignStatus, recipients: int = 3) -> 
     if status is S.PAUSED:
         return _ok(await mutate(api, "pauseCampaign(id: $id)", id=gid))
     if status is S.FAILED:
-        assert await apply_system_action(
-            pk, Action.FAIL, actor="worker", reason="provider rejected the token"
-        )
+        assert await apply_system_action(pk, Action.FAIL, actor="worker", reason="provider rejected the token")
         return await _view(api, gid)
     assert await apply_system_action(pk, Action.CLAIM, actor="worker")
     if status is S.PROCESSING:

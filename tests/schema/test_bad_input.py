@@ -92,9 +92,7 @@ async def test_create_campaign_validation(api: Api, given: dict[str, Any], field
         ({"templateName": "x y"}, "templateName"),
     ],
 )
-async def test_update_campaign_validation_changes_nothing(
-    api: Api, given: dict[str, Any], field: str
-) -> None:
+async def test_update_campaign_validation_changes_nothing(api: Api, given: dict[str, Any], field: str) -> None:
     campaign = await api.ready_campaign(1)
     pk = expect_id(campaign["id"], "Campaign")
     before = await snapshot(pk)
@@ -106,9 +104,7 @@ async def test_update_campaign_validation_changes_nothing(
 
 async def test_update_keeps_omitted_fields(api: Api) -> None:
     campaign = await api.create_campaign(sendRate=50)
-    payload = await mutate(
-        api, "updateCampaign(input: $input)", input={"id": campaign["id"], "name": "New name"}
-    )
+    payload = await mutate(api, "updateCampaign(input: $input)", input={"id": campaign["id"], "name": "New name"})
     assert payload["userErrors"] == []
     stored = await Campaign.get(id=expect_id(campaign["id"], "Campaign"))
     assert (stored.name, stored.send_rate, stored.body) == ("New name", 50, "Hi {{name}}, 20% off today.")
@@ -137,9 +133,7 @@ async def test_invalid_phones_are_reported_by_index_and_the_rest_added(api: Api)
     assert all(i["reason"] for i in result["invalid"])
     assert result["campaign"]["stats"]["total"] == 2
     phones = set(
-        await Message.filter(campaign_id=expect_id(campaign["id"], "Campaign")).values_list(
-            "phone", flat=True
-        )
+        await Message.filter(campaign_id=expect_id(campaign["id"], "Campaign")).values_list("phone", flat=True)
     )
     assert phones == {phone(1), "+14152000002"}
 
@@ -249,9 +243,7 @@ async def test_leaving_draft_needs_every_placeholder_filled(api: Api, call: str)
     payload = await mutate(api, call, **variables)
     [error] = payload["userErrors"]
     assert error["code"] == "VALIDATION"
-    assert (
-        "2 recipient(s)" in error["message"] and phone(2) in error["message"] and "code" in error["message"]
-    )
+    assert "2 recipient(s)" in error["message"] and phone(2) in error["message"] and "code" in error["message"]
     assert (await Campaign.get(id=expect_id(campaign["id"], "Campaign"))).status is CampaignStatus.DRAFT
 
 
@@ -261,9 +253,7 @@ async def test_duplicate_and_cancel_validate_their_text(api: Api) -> None:
     before = await snapshot(pk)
     dup = await mutate(api, "duplicateCampaign(id: $id, name: $name)", id=campaign["id"], name=" ")
     assert [(e["code"], e["field"]) for e in dup["userErrors"]] == [("VALIDATION", ["name"])]
-    cancel = await mutate(
-        api, "cancelCampaign(id: $id, reason: $reason)", id=campaign["id"], reason="x" * 1001
-    )
+    cancel = await mutate(api, "cancelCampaign(id: $id, reason: $reason)", id=campaign["id"], reason="x" * 1001)
     assert [(e["code"], e["field"]) for e in cancel["userErrors"]] == [("VALIDATION", ["reason"])]
     assert await snapshot(pk) == before
 

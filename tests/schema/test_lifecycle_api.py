@@ -67,11 +67,7 @@ async def test_status_action_pair(api: Api, status: CampaignStatus, action: Acti
         [error] = payload["userErrors"]
         assert error["code"] == "INVALID_TRANSITION"
         assert error["field"] == (
-            ["input", "id"]
-            if action is A.EDIT
-            else ["input", "campaignId"]
-            if "RECIPIENTS" in action.value
-            else ["id"]
+            ["input", "id"] if action is A.EDIT else ["input", "campaignId"] if "RECIPIENTS" in action.value else ["id"]
         )
         assert status.value in error["message"]
         for allowed in lifecycle.allowed_actions(status):
@@ -112,9 +108,7 @@ async def test_status_action_pair(api: Api, status: CampaignStatus, action: Acti
 
 async def test_cancel_moves_pending_messages_and_counters(api: Api) -> None:
     campaign = await campaign_in(api, S.PAUSED, recipients=5)
-    payload = await mutate(
-        api, "cancelCampaign(id: $id, reason: $reason)", id=campaign["id"], reason="typo in body"
-    )
+    payload = await mutate(api, "cancelCampaign(id: $id, reason: $reason)", id=campaign["id"], reason="typo in body")
     stats = payload["campaign"]["stats"]
     assert payload["campaign"]["statusReason"] == "typo in body"
     assert (stats["total"], stats["pending"], stats["cancelled"]) == (5, 0, 5)

@@ -65,9 +65,7 @@ async def test_other_workspaces_are_invisible(api: Api, other_api: Api) -> None:
 
 async def test_node_resolves_every_type_by_opaque_id(api: Api) -> None:
     campaign = await api.ready_campaign(2)
-    message_pk = (
-        await Message.filter(campaign_id=expect_id(campaign["id"], "Campaign")).order_by("id").first()
-    )
+    message_pk = await Message.filter(campaign_id=expect_id(campaign["id"], "Campaign")).order_by("id").first()
     assert message_pk is not None
     message_id = to_global_id("Message", message_pk.id)
     query = """query($c: ID!, $m: ID!, $w: ID!) {
@@ -77,9 +75,7 @@ async def test_node_resolves_every_type_by_opaque_id(api: Api) -> None:
       viewer { id name }
       bad: node(id: "garbage") { id }
     }"""
-    data = await api.gql(
-        query, c=campaign["id"], m=message_id, w=to_global_id("Workspace", api.principal.workspace_id)
-    )
+    data = await api.gql(query, c=campaign["id"], m=message_id, w=to_global_id("Workspace", api.principal.workspace_id))
     assert data["c"] == {"__typename": "Campaign", "id": campaign["id"], "name": "Spring sale"}
     assert data["m"]["__typename"] == "Message" and data["m"]["status"] == "PENDING"
     assert data["w"]["__typename"] == "Workspace" and data["viewer"] == {
@@ -115,9 +111,7 @@ async def test_messages_page_and_filter_by_status(api: Api) -> None:
 
 async def test_events_are_the_history_oldest_first(api: Api) -> None:
     campaign = await campaign_in(api, CampaignStatus.PAUSED)
-    await mutate(
-        api, "cancelCampaign(id: $id, reason: $reason)", id=campaign["id"], reason="no longer needed"
-    )
+    await mutate(api, "cancelCampaign(id: $id, reason: $reason)", id=campaign["id"], reason="no longer needed")
     data = await api.gql(
         "query($id: ID!) { campaign(id: $id) { events { from to action actor reason at } } }",
         id=campaign["id"],
@@ -192,7 +186,5 @@ async def test_duplicate_copies_content_and_recipients_but_not_outcomes(api: Api
     copy = payload["campaign"]
     assert (copy["name"], copy["status"]) == ("Again", "DRAFT")
     assert copy["stats"]["total"] == copy["stats"]["pending"] == 3  # the opted-out phone is left out
-    statuses = await Message.filter(campaign_id=expect_id(copy["id"], "Campaign")).values_list(
-        "status", flat=True
-    )
+    statuses = await Message.filter(campaign_id=expect_id(copy["id"], "Campaign")).values_list("status", flat=True)
     assert set(statuses) == {"PENDING"}

@@ -84,9 +84,7 @@ async def test_edit_racing_schedule_never_edits_a_scheduled_campaign(api: Api) -
 
     campaign = await api.ready_campaign(2)
     gid = campaign["id"]
-    edits = [
-        mutate(api, "updateCampaign(input: $input)", input={"id": gid, "name": f"Name {i}"}) for i in range(8)
-    ]
+    edits = [mutate(api, "updateCampaign(input: $input)", input={"id": gid, "name": f"Name {i}"}) for i in range(8)]
     schedule = mutate(api, "scheduleCampaign(id: $id, scheduledAt: $at)", id=gid, at=future())
     results = await asyncio.gather(*edits, schedule)
     assert results[-1]["userErrors"] == []

@@ -42,8 +42,7 @@ async def prepare(api: Api, *, sending: int = 0, sent: int = 0, pending: int = 0
         for mid in ids[sending : sending + sent]:
             await db.execute(
                 conn,
-                "UPDATE message SET status = 'SENT', provider_message_id = ?, sent_at = ?, attempts = 1 "
-                "WHERE id = ?",
+                "UPDATE message SET status = 'SENT', provider_message_id = ?, sent_at = ?, attempts = 1 WHERE id = ?",
                 [pid(mid), now, mid],
             )
         if sent:
@@ -273,9 +272,7 @@ async def test_unknown_ids_are_counted_and_ignored(api: Api) -> None:
 async def test_several_campaigns_in_one_batch(api: Api) -> None:
     a, ids_a = await prepare(api, sent=2)
     b, ids_b = await prepare(api, sending=2)
-    report = await apply_receipts(
-        [r(ids_a[0], "read"), r(ids_b[1], "delivered"), r(ids_b[0], "failed", code="131026")]
-    )
+    report = await apply_receipts([r(ids_a[0], "read"), r(ids_b[1], "delivered"), r(ids_b[0], "failed", code="131026")])
     assert counts(report) == (3, 0, 0)
     assert report.campaign_ids == {a, b}
     await assert_consistent(a)
@@ -296,9 +293,7 @@ async def test_a_row_changed_under_us_is_reread(api: Api, monkeypatch: pytest.Mo
                 "UPDATE message SET status = 'SENT', provider_message_id = ? WHERE id = ? AND status = 'SENDING'",
                 [pid(mid), mid],
             )
-        await db.execute(
-            conn, "UPDATE campaign SET pending = pending - 2, sent = sent + 2 WHERE id = ?", [pk]
-        )
+        await db.execute(conn, "UPDATE campaign SET pending = pending - 2, sent = sent + 2 WHERE id = ?", [pk])
         return found
 
     monkeypatch.setattr(receipts_service, "_find", racing_find)

@@ -55,9 +55,7 @@ async def imported(api: Api, gid: str, body: bytes | str) -> dict[str, Any]:
 
 async def view(api: Api, gid: str) -> dict[str, Any]:
     campaign = (await api.gql(VIEW, id=gid))["campaign"]
-    campaign["recipients"] = {
-        e["node"]["phone"]: e["node"]["variables"] for e in campaign["messages"]["edges"]
-    }
+    campaign["recipients"] = {e["node"]["phone"]: e["node"]["variables"] for e in campaign["messages"]["edges"]}
     return campaign
 
 
@@ -263,9 +261,7 @@ async def test_variables_over_the_size_limit_are_reported_by_row(api: Api) -> No
 # --- files refused whole: nothing written -------------------------------------------
 
 
-async def _refused_whole(
-    api: Api, body: bytes | str, status: int, code: str, field: list[str] | None = None
-) -> str:
+async def _refused_whole(api: Api, body: bytes | str, status: int, code: str, field: list[str] | None = None) -> str:
     """Upload `body` into a campaign that already has 2 recipients; the file is refused
     and the campaign is exactly as it was."""
     campaign = await api.ready_campaign(2)
@@ -279,9 +275,7 @@ async def _refused_whole(
 
 
 async def test_header_without_phone_column_is_422_and_nothing_written(api: Api) -> None:
-    message = await _refused_whole(
-        api, f"mobile,name\n{phone(10)},Ann\n", 422, "VALIDATION", ["csv", "phone"]
-    )
+    message = await _refused_whole(api, f"mobile,name\n{phone(10)},Ann\n", 422, "VALIDATION", ["csv", "phone"])
     assert "phone" in message
 
 
@@ -307,9 +301,7 @@ async def test_bad_bytes_after_many_good_rows_roll_the_whole_import_back(api: Ap
 
 
 async def test_unterminated_quote_is_422_and_nothing_written(api: Api) -> None:
-    message = await _refused_whole(
-        api, f'phone,name\n{phone(10)},Ann\n{phone(11)},"Bob\n', 422, "VALIDATION", ["csv"]
-    )
+    message = await _refused_whole(api, f'phone,name\n{phone(10)},Ann\n{phone(11)},"Bob\n', 422, "VALIDATION", ["csv"])
     assert "malformed" in message
 
 
@@ -366,9 +358,7 @@ async def test_upload_larger_than_the_limit_is_413_and_nothing_written(
 # --- refusals before the file is read -----------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "content_type", ["application/json", "text/plain", "multipart/form-data; boundary=x", None]
-)
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "multipart/form-data; boundary=x", None])
 async def test_wrong_content_type_is_415(api: Api, content_type: str | None) -> None:
     campaign = await api.create_campaign()
     response = await upload(api, campaign["id"], csv_of(2), content_type=content_type)

@@ -163,9 +163,7 @@ async def test_graphiql_page_is_served_without_key(http: httpx.AsyncClient) -> N
 
 async def test_graphql_get_query_without_key_is_401(http: httpx.AsyncClient) -> None:
     # only the bare HTML page is public; a query over GET is not
-    response = await http.get(
-        "/graphql", params={"query": "{ viewer { name } }"}, headers={"Accept": "text/html"}
-    )
+    response = await http.get("/graphql", params={"query": "{ viewer { name } }"}, headers={"Accept": "text/html"})
     assert response.status_code == 401
 
 
@@ -285,9 +283,7 @@ async def test_unexpected_errors_are_masked_with_the_request_id_and_logged(
 ) -> None:
     caplog.set_level(logging.ERROR, logger="campaigns.graphql")
     async with serve(tiny_app) as url, httpx.AsyncClient(base_url=url) as client:
-        response = await client.post(
-            "/", json={"query": "{ fine broken }"}, headers={"X-Request-ID": "masked-req-7"}
-        )
+        response = await client.post("/", json={"query": "{ fine broken }"}, headers={"X-Request-ID": "masked-req-7"})
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "masked-req-7"
     body = response.json()

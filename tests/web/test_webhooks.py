@@ -66,9 +66,7 @@ def meta_payload(*statuses: dict[str, Any], inbound: bool = True) -> dict[str, A
     return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": changes}]}
 
 
-def status(
-    mid: int, state: str, ts: int = T0, *, ours: bool = True, campaign: int = 0, **extra: Any
-) -> dict[str, Any]:
+def status(mid: int, state: str, ts: int = T0, *, ours: bool = True, campaign: int = 0, **extra: Any) -> dict[str, Any]:
     s: dict[str, Any] = {
         "id": pid(mid),
         "status": state,

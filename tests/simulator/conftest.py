@@ -1,0 +1,156 @@
+"""Helpers for the simulator tests: serve an app with uvicorn on a loopback port, talk to
+it over real HTTP with aiohttp, and receive its webhooks with a second tiny app.
+
+Self-contained on purpose: nothing here needs the database fixtures of tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest_asyncio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from simulator import Simulator, SimulatorConfig, create_simulator_app
+
+PHONE_NUMBER_ID = "100000000000001"
+TOKEN = "dev-token"
+
+
+@asynccontextmanager
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve `app` (lifespan included) on a free loopback port in this loop; yield its URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.005)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class Sim:
+    """A running simulator and a client for it."""
+
+    url: str
+    simulator: Simulator
+    http: aiohttp.ClientSession
+
+    async def send(
+        self,
+        payload: dict[str, Any] | bytes,
+        key: str | None = None,
+        token: str | None = TOKEN,
+        phone_number_id: str = PHONE_NUMBER_ID,
+        version: str = "v21.0",
+    ) -> Reply:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        async with self.http.post(f"{self.url}/{version}/{phone_number_id}/messages", data=data, headers=headers) as r:
+            return Reply(r.status, await r.json(content_type=None), dict(r.headers))
+
+    async def ledger(self) -> dict[str, Any]:
+        async with self.http.get(f"{self.url}/_simulator/ledger") as r:
+            assert r.status == 200
+            return await r.json()
+
+
+def text(to: str, body: str = "Hi", callback: str | None = None) -> dict[str, Any]:
+    """A Cloud API text message request."""
+    payload: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "text",
+        "text": {"body": body},
+    }
+    if callback is not None:
+        payload["biz_opaque_callback_data"] = callback
+    return payload
+
+
+def phone(i: int) -> str:
+    return f"+1415{2000000 + i:07d}"
+
+
+@asynccontextmanager
+async def running(config: SimulatorConfig | None = None) -> AsyncIterator[Sim]:
+    app = create_simulator_app(config or SimulatorConfig())
+    async with serve(app) as url, aiohttp.ClientSession() as http:
+        yield Sim(url, app.state.simulator, http)
+
+
+@dataclass
+class Receiver:
+    """The service's side of webhooks, reduced to recording what arrives."""
+
+    app_secret: str = "dev-app-secret"
+    #: answer 500 to this many POSTs first (to make the simulator retry)
+    fail_first: int = 0
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    bad_signatures: int = 0
+    attempts: int = 0
+    url: str = ""
+
+    @property
+    def statuses(self) -> list[dict[str, Any]]:
+        return [
+            s
+            for post in self.posts
+            for entry in post["entry"]
+            for change in entry["changes"]
+            for s in change["value"]["statuses"]
+        ]
+
+    async def handle(self, request: Request) -> Response:
+        self.attempts += 1
+        raw = await request.body()
+        expected = "sha256=" + hmac.new(self.app_secret.encode(), raw, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(request.headers.get("x-hub-signature-256", ""), expected):
+            self.bad_signatures += 1
+            return Response(status_code=401)
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return Response(status_code=500)
+        self.posts.append(json.loads(raw))
+        return Response(status_code=200)
+
+
+@pytest_asyncio.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    recv = Receiver()
+    app = Starlette(routes=[Route("/webhooks/whatsapp", recv.handle, methods=["POST"])])
+    async with serve(app) as url:
+        recv.url = f"{url}/webhooks/whatsapp"
+        yield recv
