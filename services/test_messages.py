@@ -52,11 +52,11 @@ async def send_test_message(
     )
     now = datetime.now(UTC)
     if result.outcome is Outcome.ACCEPTED:
-        row.status, row.sent_at = MessageStatus.SENT, now
-        row.provider_message_id = result.provider_message_id
+        changes: dict[str, Any] = {"status": MessageStatus.SENT, "sent_at": now}
+        changes["provider_message_id"] = result.provider_message_id
     else:
-        row.status, row.failed_at = MessageStatus.FAILED, now
-        row.error_code = result.error_code
-        row.error_message = result.error_message
-    await row.save()
+        changes = {"status": MessageStatus.FAILED, "failed_at": now}
+        changes |= {"error_code": result.error_code, "error_message": result.error_message}
+    await TestMessage.filter(id=row.id).update(**changes)
+    await row.refresh_from_db()
     return row
