@@ -11,9 +11,10 @@ from typing import Any
 from arq import create_pool
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -36,6 +37,12 @@ INIT_TIMEOUT = timedelta(seconds=10)
 
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context and WebSocket authentication."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            pass  # the client went away mid-request: nothing to answer, nothing to log
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]
         principal = request.scope.get("state", {}).get("principal")

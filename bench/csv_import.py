@@ -22,9 +22,11 @@ import cProfile
 import json
 import random
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -119,6 +121,18 @@ async def raw_copy(url: str, records: list[Record]) -> float:
         await conn.close()
 
 
+def revision() -> str:
+    """The measured code: commit, and whether the working tree differs from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -173,7 +187,7 @@ async def counts(url: str, campaign_id: int) -> tuple[int, int, int]:
 async def main(args: argparse.Namespace) -> int:
     n, url = args.rows, args.database_url
     settings = Settings(database_url=url)
-    print(f"database {urlsplit(url).path.lstrip('/')} (dropped and recreated), {n:,} rows")
+    print(f"code {revision()}; database {urlsplit(url).path.lstrip('/')} (dropped and recreated), {n:,} rows")
     await recreate_database(url)
     key, import_id, raw_id = await setup(settings)
 

@@ -71,6 +71,18 @@ async def seed(database_url: str) -> str:
     return key
 
 
+def revision() -> str:
+    """The measured code: commit, and whether the working tree differs from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -205,7 +217,7 @@ def main() -> int:
     try:
         key = asyncio.run(seed(database_url))
         tool = "wrk" if shutil.which("wrk") else "aiohttp client (wrk not found)"
-        print(f"database {database_url.split('@')[-1]}, {CAMPAIGNS} campaigns; load generator: {tool}")
+        print(f"code {revision()}; database {database_url.split('@')[-1]}, {CAMPAIGNS} campaigns; load: {tool}")
         body = json.dumps({"query": QUERY}).encode()
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": args.redis_url}

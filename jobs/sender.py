@@ -247,7 +247,15 @@ class CampaignRun:
         if not self._outcomes:
             return
         batch, self._outcomes = self._outcomes, []
-        sent, failed = await self.store.record(self.campaign.id, batch)
+        try:
+            sent, failed = await self.store.record(self.campaign.id, batch)
+        except Exception:
+            # keep the outcomes: they are written with the next flush (the database is
+            # the truth; losing them would leave sent messages looking in doubt)
+            log.exception("writing %s outcomes failed; will retry", len(batch))
+            self._outcomes[:0] = batch
+            await asyncio.sleep(0.5)
+            return
         self.resolved += sent + failed
         self.failed += failed
         if self.on_progress is not None and (sent or failed):
@@ -268,11 +276,23 @@ class CampaignRun:
 
     async def _renew_loop(self) -> None:
         # A pause or cancel that never reached us by Redis is seen here at the latest.
+        # If renewing keeps failing, stop before the lease can expire: another worker
+        # would take it and resend our in-flight messages as in doubt.
+        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(self.lease_ttl / 3)
-            if not await self.store.renew_lease(self.campaign.id, self.owner, self.lease_ttl):
+            await asyncio.sleep(self.lease_ttl / 5)
+            try:
+                held = await self.store.renew_lease(self.campaign.id, self.owner, self.lease_ttl)
+            except Exception:
+                log.exception("renewing the lease of campaign %s failed", self.campaign.id)
+                if time.monotonic() - renewed > self.lease_ttl / 2:
+                    self.stop(RunEnded.LEASE_LOST)
+                    return
+                continue
+            if not held:
                 self.stop(RunEnded.LEASE_LOST)
                 return
+            renewed = time.monotonic()
 
 
 def _text(result: SendResult) -> str:

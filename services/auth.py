@@ -6,9 +6,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from tortoise.transactions import in_transaction
-
 from models import ApiKey, Workspace
+from services import db
 
 KEY_PREFIX = "cmp_"
 
@@ -31,7 +30,7 @@ async def create_workspace(name: str, key_name: str = "default") -> tuple[Worksp
     name = name.strip()
     if not name:
         raise ValueError("workspace name must not be empty")
-    async with in_transaction():
+    async with db.in_transaction():
         workspace = await Workspace.create(name=name)
         key = await create_api_key(workspace, key_name)
     return workspace, key

@@ -8,15 +8,33 @@ the OID, not the count, for INSERT).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
+from tortoise.transactions import in_transaction as tortoise_transaction
 
 __all__ = ["client", "execute", "fetch", "fetch_val", "in_transaction", "is_postgres"]
+
+
+@asynccontextmanager
+async def in_transaction() -> AsyncIterator[BaseDBAsyncClient]:
+    """A transaction; on SQLite it takes the write lock at BEGIN.
+
+    Tortoise begins SQLite transactions DEFERRED. One that reads first and writes later
+    then fails at once with "database is locked" when another process (API vs worker)
+    writes meanwhile: the lock upgrade cannot wait. BEGIN IMMEDIATE waits busy_timeout
+    for the lock instead, so concurrent writers queue up rather than fail.
+    """
+    async with tortoise_transaction() as conn:
+        if not is_postgres(conn):
+            raw = conn._connection  # type: ignore[attr-defined]
+            await raw.execute("ROLLBACK")  # the deferred BEGIN has done nothing yet
+            await raw.execute("BEGIN IMMEDIATE")
+        yield conn
 
 
 def client() -> BaseDBAsyncClient:
@@ -55,3 +73,17 @@ async def fetch(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] = ())
 async def fetch_val(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> Any:
     rows = await fetch(conn, query, params)
     return next(iter(rows[0].values())) if rows else None
+
+
+async def lock_rows(conn: BaseDBAsyncClient, table: str, ids: Sequence[int]) -> None:
+    """Row locks in id order (PostgreSQL; SQLite's transactions are serial already).
+
+    Lock order everywhere: the campaign row(s) first, then message rows by id. Workers
+    writing outcomes, receipts and status changes all touch both; one order means
+    they queue instead of deadlocking."""
+    if ids and is_postgres(conn):
+        await fetch(conn, f"SELECT id FROM {table} WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE", [sorted(ids)])
+
+
+def is_deadlock(error: BaseException) -> bool:
+    return "deadlock detected" in str(error)

@@ -132,8 +132,14 @@ def _plans(rows: Sequence[_Row], receipts: Sequence[Receipt], report: ReceiptRep
     """Fold each message's receipts; those that change nothing are counted here."""
     plans = []
     for row in rows:
-        folded = fold(row.status, [receipts[i].status for i in row.receipts])
-        if folded.status is row.status:
+        current = row.status
+        if current is MessageStatus.PENDING and row.provider_message_id is None:
+            # Receipts exist only for accepted sends: this one was accepted by a worker
+            # that died before recording it (in doubt, put back to PENDING for a resend).
+            # The receipt settles it, as for SENDING, and saves the resend.
+            current = MessageStatus.SENDING
+        folded = fold(current, [receipts[i].status for i in row.receipts])
+        if folded.status is current:
             report.unchanged += len(row.receipts)
         else:
             plans.append(_Plan(row, folded))
@@ -221,6 +227,12 @@ async def apply_receipts(receipts: Sequence[Receipt]) -> ReceiptReport:
     async with db.in_transaction() as conn:
         rows, report.unknown = await _find(conn, receipts)
         todo = list(rows.values())
+        if todo and db.is_postgres(conn):
+            # the lock order every writer follows (services/db.lock_rows), then fresh
+            # statuses under the locks
+            await db.lock_rows(conn, "campaign", {row.campaign_id for row in todo})
+            await db.lock_rows(conn, "message", [row.id for row in todo])
+            todo = await _reread(conn, todo)
         for attempt in range(_REREADS + 1):
             plans = _plans(todo, receipts, report)
             if not plans:

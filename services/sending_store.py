@@ -85,6 +85,7 @@ class SqlSendingStore:
         that honours idempotency keys they are resent under the same key; otherwise they
         fail as `in_doubt`, and RETRY_FAILED resends them deliberately."""
         async with db.in_transaction() as conn:
+            await db.lock_rows(conn, "campaign", [campaign_id])
             if resend:
                 return await db.execute(
                     conn,
@@ -126,6 +127,8 @@ class SqlSendingStore:
         failed = [o for o in outcomes if o.status == "FAILED"]
         back = [o for o in outcomes if o.status == "PENDING"]
         async with db.in_transaction() as conn:
+            await db.lock_rows(conn, "campaign", [campaign_id])
+            await db.lock_rows(conn, "message", [o.message_id for o in outcomes])
             n_sent = await _bulk_update(
                 conn,
                 "status = 'SENT', provider_message_id = v.pid, sent_at = ?, attempts = m.attempts + v.extra",

@@ -69,7 +69,13 @@ class FastSend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            parts = scope["path"].split("/")
+            path: str = scope["path"]
+            root = scope.get("root_path", "")
+            if root and path.startswith(root + "/"):
+                # Mounted under a prefix (`campaigns dev` mounts it at /simulator): Starlette
+                # keeps the full path in scope["path"] and the prefix in root_path.
+                path = path[len(root) :]
+            parts = path.split("/")
             # "/{version}/{phone_number_id}/messages" -> ["", version, id, "messages"]
             if len(parts) == 4 and parts[3] == "messages" and parts[1] and parts[2] and parts[1] != "_simulator":
                 scope["path_params"] = {"version": parts[1], "phone_number_id": parts[2]}
@@ -86,16 +92,17 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> Starlette:
         return _json(simulator.ledger.to_json())
 
     async def messages(request: Request) -> Response:
-        """Accepted sends, of one campaign (`?campaign=<id>`) or all."""
-        raw = request.query_params.get("campaign")
-        campaign: int | None = None
-        if raw:
-            try:
-                campaign = int(raw)
-            except ValueError:
-                return _json({"error": "campaign must be an integer"}, 400)
+        """Accepted sends, of one campaign (`?campaign=<id>`) or all; `offset`/`limit` page."""
+        params = request.query_params
+        try:
+            campaign = int(params["campaign"]) if params.get("campaign") else None
+            offset = int(params.get("offset", 0))
+            limit = int(params["limit"]) if params.get("limit") else None
+        except ValueError:
+            return _json({"error": "campaign, offset and limit must be integers"}, 400)
         sends = simulator.ledger.sends(campaign)
-        return _json({"campaign": campaign, "count": len(sends), "messages": [s.to_json() for s in sends]})
+        page = sends[offset : None if limit is None else offset + limit]
+        return _json({"campaign": campaign, "count": len(sends), "messages": [s.to_json() for s in page]})
 
     async def reset(request: Request) -> Response:
         simulator.reset()

@@ -33,7 +33,7 @@ RETRY_AFTER = {"Retry-After": "1"}
 
 @dataclass(slots=True)
 class Answer:
-    """An HTTP answer, kept whole so an idempotent replay is byte-for-byte the first one."""
+    """An HTTP answer; an idempotent replay is byte-for-byte the first one."""
 
     status: int
     body: bytes
@@ -41,6 +41,16 @@ class Answer:
     campaign_id: int | None = None
     #: replayed for its idempotency key; transient errors are not, so a retry is a new attempt
     cacheable: bool = False
+    #: the send, when accepted: what the idempotency cache keeps (the ledger holds it
+    #: anyway, so a million keys do not also hold a million answer bodies)
+    record: SendRecord | None = None
+
+
+def _replay(entry: Answer | SendRecord) -> Answer:
+    if isinstance(entry, Answer):
+        return entry
+    body = accepted_body(entry.to, entry.to.lstrip("+"), entry.wamid)
+    return Answer(200, body, None, entry.campaign_id, True, entry)
 
 
 class TokenBucket:
@@ -74,7 +84,7 @@ class Simulator:
         self.webhooks = WebhookDispatcher(config, self.ledger)
         self._authorization = f"Bearer {config.access_token}"
         # key -> the first answer, or a future while its first request is in flight
-        self._answers: dict[str, Answer | asyncio.Future[None]] = {}
+        self._answers: dict[str, Answer | SendRecord | asyncio.Future[None]] = {}
         # key -> attempts made that were not cached (transient errors, or idempotency off)
         self._attempts: dict[str, int] = {}
         rate = config.rate_limit_per_second
@@ -160,9 +170,9 @@ class Simulator:
             entry = self._answers.get(key)
             if entry is None:
                 break
-            if isinstance(entry, Answer):
+            if not isinstance(entry, asyncio.Future):
                 self.ledger.record_replay(entry.campaign_id)
-                return entry
+                return _replay(entry)
             # Shielded: a waiter cancelled by its client must not cancel the first request.
             await asyncio.shield(entry)
         answer, latency = self._apply(key, message, cache=True)
@@ -185,7 +195,7 @@ class Simulator:
 
     def _settle(self, key: str, answer: Answer) -> None:
         if answer.cacheable:
-            self._answers[key] = answer
+            self._answers[key] = answer.record or answer
         # else: transient, so the next request with this key is a new attempt
 
     def _apply(self, key: str, message: SendMessage, cache: bool) -> tuple[Answer, float]:
@@ -221,25 +231,29 @@ class Simulator:
             None,
             message.campaign_id,
             cacheable=True,
+            record=record,
         )
 
     def _schedule(self, message: SendMessage, fate: Fate, now: float) -> None:
-        ledger, webhooks = self.ledger, self.webhooks
         start = time.monotonic()
-        for planned in fate.statuses:
-            status = status_object(
-                fate.wamid,
-                planned.status,
-                int(now + planned.event_s),
-                message.wa_id,
-                message.callback_data,
-                planned.error_code,
-            )
-            webhooks.schedule(start + planned.post_s, status)
-            if not planned.duplicate:
-                ledger.record_scheduled(message.campaign_id, planned.status)
-        ledger.webhooks.duplicates += fate.duplicated
-        ledger.webhooks.out_of_order += fate.out_of_order
+        self.webhooks.schedule_many(
+            [
+                (
+                    start + planned.post_s,
+                    status_object(
+                        fate.wamid,
+                        planned.status,
+                        int(now + planned.event_s),
+                        message.wa_id,
+                        message.callback_data,
+                        planned.error_code,
+                    ),
+                )
+                for planned in fate.statuses
+            ]
+        )
+        kinds = [planned.status for planned in fate.statuses if not planned.duplicate]
+        self.ledger.record_scheduled(message.campaign_id, kinds, fate.duplicated, fate.out_of_order)
 
 
 def _content_key(message: SendMessage) -> str:

@@ -152,10 +152,13 @@ class Ledger:
         if campaign_id is not None:
             self.campaign(campaign_id).replays += 1
 
-    def record_scheduled(self, campaign_id: int | None, status: str) -> None:
-        self.statuses_scheduled[status] += 1
+    def record_scheduled(self, campaign_id: int | None, kinds: list[str], duplicated: bool, out_of_order: bool) -> None:
+        """The statuses of one message, once each (a duplicate copy counts in `duplicates`)."""
+        self.statuses_scheduled.update(kinds)
+        self.webhooks.duplicates += duplicated
+        self.webhooks.out_of_order += out_of_order
         if campaign_id is not None:
-            self.campaign(campaign_id).statuses_scheduled[status] += 1
+            self.campaign(campaign_id).statuses_scheduled.update(kinds)
 
     def sends(self, campaign_id: int | None = None) -> list[SendRecord]:
         """Accepted sends of one campaign, or all of them in campaign order."""

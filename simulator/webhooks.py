@@ -55,10 +55,12 @@ class WebhookDispatcher:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def schedule(self, due: float, status: dict[str, Any]) -> None:
-        """Post `status` at monotonic time `due` (or at the first flush after it)."""
-        heapq.heappush(self._heap, (due, next(self._seq), status))
-        self.ledger.webhooks_pending += 1
+    def schedule_many(self, items: list[tuple[float, dict[str, Any]]]) -> None:
+        """Post each status at its monotonic due time (or at the first flush after it)."""
+        heap, seq = self._heap, self._seq
+        for due, status in items:
+            heapq.heappush(heap, (due, next(seq), status))
+        self.ledger.webhooks_pending += len(items)
         self._idle.clear()
 
     async def start(self) -> None:

@@ -266,6 +266,11 @@ def _callback_ids(value: str | None) -> tuple[int | None, int | None]:
         return None, None
 
 
+# Shared, never mutated: serialised as they are, built once instead of per status.
+_ORIGIN = {"type": "marketing"}
+_PRICING = {"billable": True, "pricing_model": "CBP", "category": "marketing"}
+
+
 def status_object(
     wamid: str,
     status: str,
@@ -283,8 +288,8 @@ def status_object(
         "recipient_id": recipient_id,
     }
     if status in ("sent", "delivered"):
-        item["conversation"] = {"id": "conv" + recipient_id, "origin": {"type": "marketing"}}
-        item["pricing"] = {"billable": True, "pricing_model": "CBP", "category": "marketing"}
+        item["conversation"] = {"id": "conv" + recipient_id, "origin": _ORIGIN}
+        item["pricing"] = _PRICING
     if callback_data is not None:
         item["biz_opaque_callback_data"] = callback_data
     if error_code is not None:

@@ -220,10 +220,9 @@ async def test_receipts_for_sending_messages(api: Api) -> None:
             r(ids[3], "failed", T0 + 4, code="131026", message="undeliverable"),
             r(ids[4], "sent", T0 + 1),
             r(ids[4], "failed", T0 + 5, code="131049"),
-            r(ids[5], "delivered"),  # PENDING: not sent by us (yet); nothing to do
         ]
     )
-    assert counts(report) == (6, 1, 0)
+    assert counts(report) == (6, 0, 0)
     assert await statuses(ids) == ["SENT", "DELIVERED", "READ", "FAILED", "FAILED", "PENDING"]
     assert await assert_consistent(pk) == {
         "pending": 1,
@@ -242,6 +241,19 @@ async def test_receipts_for_sending_messages(api: Api) -> None:
         at(T0 + 1),
         at(T0 + 5),
     )
+
+
+async def test_receipts_settle_in_doubt_messages_put_back_to_pending(api: Api) -> None:
+    """A worker died after the provider accepted a message and before recording it; the
+    next run put it back to PENDING for a resend. Its receipt proves it was accepted: it
+    settles the message (no resend needed). A PENDING message that already has a provider
+    id is a RETRY_FAILED resend waiting: a late receipt of its old send changes nothing."""
+    pk, ids = await prepare(api, pending=2)
+    await Message.filter(id=ids[1]).update(provider_message_id="wamid.OLD")
+    report = await apply_receipts([r(ids[0], "delivered", T0 + 2), r(ids[1], "read", T0 + 3, ours=True)])
+    assert counts(report) == (1, 1, 0)
+    assert await statuses(ids) == ["DELIVERED", "PENDING"]
+    assert (await assert_consistent(pk))["delivered"] == 1
 
 
 async def test_found_by_provider_id_without_callback_data(api: Api) -> None:

@@ -7,12 +7,15 @@ import asyncio
 import time
 from typing import Any
 
+import aiohttp
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from simulator import SimulatorConfig
+from simulator import Simulator, SimulatorConfig, create_simulator_app
 from simulator.config import P99_3X_SIGMA
 from simulator.fate import decide
-from tests.simulator.conftest import PHONE_NUMBER_ID, Reply, phone, running, text
+from tests.simulator.conftest import PHONE_NUMBER_ID, Reply, Sim, phone, running, serve, text
 
 
 def template(to: str, name: str = "spring_sale", callback: str | None = None) -> dict[str, Any]:
@@ -196,7 +199,7 @@ async def test_latency_does_not_serialise_requests() -> None:
         replies = await asyncio.gather(*(sim.send(text(phone(i)), key=f"msg-{i}") for i in range(30)))
         elapsed = time.monotonic() - started
     assert all(r.status == 200 for r in replies)
-    assert 0.2 <= elapsed < 0.8, elapsed
+    assert 0.2 <= elapsed < 1.0, elapsed  # one after another would take 6 s
 
 
 # --- rate limit ------------------------------------------------------------------------
@@ -204,13 +207,16 @@ async def test_latency_does_not_serialise_requests() -> None:
 
 async def test_above_the_rate_limit_answers_429_code_130429_with_retry_after() -> None:
     async with running(SimulatorConfig(rate_limit_per_second=10)) as sim:
+        started = time.monotonic()
         replies = await asyncio.gather(*(sim.send(text(phone(i)), key=f"msg-{i}") for i in range(40)))
+        elapsed = time.monotonic() - started
         limited = [i for i, r in enumerate(replies) if r.status == 429]
         ledger = await sim.ledger()
         await asyncio.sleep(0.25)  # a couple of tokens come back
         retry = await sim.send(text(phone(limited[0])), key=f"msg-{limited[0]}")
     accepted = [r for r in replies if r.status == 200]
-    assert 10 <= len(accepted) <= 13, len(accepted)
+    # One second of burst, then 10 tokens a second while the 40 requests arrive.
+    assert 10 <= len(accepted) <= 10 + 10 * elapsed + 1, (len(accepted), elapsed)
     assert len(accepted) + len(limited) == 40
     error = assert_error(replies[limited[0]], 429, 130429)
     assert "130429" in error["message"]
@@ -246,7 +252,7 @@ async def test_concurrent_requests_with_one_key_wait_for_the_first() -> None:
     assert a.body == b.body == c.body
     assert ledger["accepted"] == 1 and ledger["replays"] == 2
     assert ledger["campaigns"]["9"]["duplicate_sends"] == 0
-    assert 0.3 <= elapsed < 0.55, elapsed  # the waiters did not each wait their own latency
+    assert 0.3 <= elapsed < 0.58, elapsed  # the waiters did not add their own latency
 
 
 async def test_without_honouring_idempotency_a_resend_is_a_second_send() -> None:
@@ -275,6 +281,9 @@ async def test_ledger_per_campaign_counts_duplicate_sends() -> None:
         ledger = await sim.ledger()
         async with sim.http.get(f"{sim.url}/_simulator/ledger/messages", params={"campaign": "4"}) as r:
             listing = await r.json()
+        page = {"campaign": "4", "offset": "1", "limit": "2"}
+        async with sim.http.get(f"{sim.url}/_simulator/ledger/messages", params=page) as r:
+            paged = await r.json()
     four = ledger["campaigns"]["4"]
     assert four["accepted"] == 6
     assert four["distinct_message_ids"] == 5 and four["distinct_phones"] == 5
@@ -284,6 +293,7 @@ async def test_ledger_per_campaign_counts_duplicate_sends() -> None:
     assert ledger["campaigns"]["5"]["duplicate_sends"] == 0
     assert listing["count"] == 6
     assert [m["key"] for m in listing["messages"]] == ["msg-0", "msg-1", "msg-2", "msg-3", "msg-4", "resend-0"]
+    assert [m["key"] for m in paged["messages"]] == ["msg-1", "msg-2"] and paged["count"] == 6
     first = listing["messages"][0]
     assert first["message_id"] == 0 and first["to"] == phone(0) and first["wamid"].startswith("wamid.")
     assert first["at"] > 1e9
@@ -326,3 +336,18 @@ def test_config_from_env() -> None:
     assert SimulatorConfig.from_env(env={}) == SimulatorConfig()
     with pytest.raises(ValueError, match="more than 1"):
         SimulatorConfig(error_mix={"131026": 0.7, "131047": 0.6})
+
+
+async def test_the_app_works_mounted_under_a_prefix() -> None:
+    app = create_simulator_app(SimulatorConfig())
+    outer = Starlette(routes=[Mount("/simulator", app=app)])
+    simulator: Simulator = app.state.simulator
+    await simulator.start()  # a mounted app's lifespan does not run: its host starts it
+    try:
+        async with serve(outer) as url, aiohttp.ClientSession() as http:
+            sim = Sim(f"{url}/simulator", simulator, http)
+            reply = await sim.send(text(phone(1), callback="c1:m1"), key="msg-1")
+            ledger = await sim.ledger()
+    finally:
+        await simulator.stop()
+    assert reply.status == 200 and ledger["accepted"] == 1
