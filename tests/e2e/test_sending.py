@@ -62,7 +62,7 @@ async def test_pause_mid_send_then_resume_sends_each_recipient_once(stack: Stack
     assert (await stack.campaign(gid))["stats"]["pending"] > 0
     await stack.mutate("resumeCampaign(id: $id)", id=gid)
     await stack.wait_for(gid, "COMPLETED", timeout=90)
-    stats, ledger = await stack.settled(gid, pk)
+    _, ledger = await stack.settled(gid, pk)
     assert ledger["duplicate_sends"] == 0
     assert ledger["distinct_message_ids"] + ledger["final"]["rejected"] <= 3000
 
