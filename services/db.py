@@ -8,7 +8,7 @@ the OID, not the count, for INSERT).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -75,14 +75,15 @@ async def fetch_val(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] =
     return next(iter(rows[0].values())) if rows else None
 
 
-async def lock_rows(conn: BaseDBAsyncClient, table: str, ids: Sequence[int]) -> None:
+async def lock_rows(conn: BaseDBAsyncClient, table: str, ids: Iterable[int]) -> None:
     """Row locks in id order (PostgreSQL; SQLite's transactions are serial already).
 
     Lock order everywhere: the campaign row(s) first, then message rows by id. Workers
     writing outcomes, receipts and status changes all touch both; one order means
     they queue instead of deadlocking."""
-    if ids and is_postgres(conn):
-        await fetch(conn, f"SELECT id FROM {table} WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE", [sorted(ids)])
+    ordered = sorted(ids)
+    if ordered and is_postgres(conn):
+        await fetch(conn, f"SELECT id FROM {table} WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE", [ordered])
 
 
 def is_deadlock(error: BaseException) -> bool:
