@@ -20,17 +20,19 @@ from phonenumbers import PhoneMetadata, PhoneNumberFormat
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, NumberParseException
 
 _E164 = re.compile(r"\+([1-9]\d{6,14})")
+# Any match makes a number valid, so the order only matters for speed: the common
+# kinds first.
 _DESC_NAMES = (
-    "premium_rate",
+    "mobile",
+    "fixed_line",
     "toll_free",
+    "premium_rate",
     "shared_cost",
     "voip",
     "personal_number",
     "pager",
     "uan",
     "voicemail",
-    "fixed_line",
-    "mobile",
 )
 
 _Matcher = Callable[[str], bool]

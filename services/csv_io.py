@@ -17,7 +17,7 @@ from typing import IO
 
 from domain.errors import ValidationFailed
 from domain.lifecycle import Action
-from domain.recipients import InvalidRecipient, recipient
+from domain.recipients import InvalidRecipient, csv_recipient
 from models import Campaign, Message
 from services import db
 from services.auth import Principal
@@ -33,8 +33,6 @@ def _header(reader: Iterator[list[str]]) -> tuple[int, list[str]]:
         names = [h.strip() for h in next(reader)]
     except StopIteration:
         raise ValidationFailed("The CSV is empty: the first row must name the columns.", ("csv",)) from None
-    if any("\x00" in n for n in names):
-        raise ValidationFailed("The CSV contains a NUL byte on line 1.", ("csv",))
     lowered = [n.lower() for n in names]
     if "phone" not in lowered:
         raise ValidationFailed("The CSV header has no phone column.", ("csv", "phone"))
@@ -46,7 +44,7 @@ def _header(reader: Iterator[list[str]]) -> tuple[int, list[str]]:
 async def import_csv(principal: Principal, pk: int, upload: IO[bytes]) -> AddReport:
     """Add the recipients of a CSV (`phone` column + one column per variable)."""
     await get_campaign(principal, pk)
-    upload.seek(0)
+    _refuse_nul(upload)
     text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
     try:
@@ -56,35 +54,59 @@ async def import_csv(principal: Principal, pk: int, upload: IO[bytes]) -> AddRep
         async with db.in_transaction() as conn:
             existing = await lock_draft(conn, principal, pk, Action.ADD_RECIPIENTS)
             writer = RecipientWriter(conn, pk, principal.workspace_id, existing)
-            row_number = 0
-            for row in reader:
-                if not row:
-                    continue  # blank line
-                row_number += 1
-                if any("\x00" in cell for cell in row):
-                    # refuse the file: NUL is never text, and PostgreSQL cannot store it
-                    raise ValidationFailed(f"The CSV contains a NUL byte on line {reader.line_num}.", ("csv",))
-                if len(row) != width:
-                    writer.report.reject(
-                        row_number,
-                        row[phone_at] if len(row) > phone_at else "",
-                        f"expected {width} columns, found {len(row)}",
-                    )
-                    continue
-                variables = {name: row[i] for i, name in variable_names if row[i] != ""}
-                try:
-                    phone, variables_json = recipient(row[phone_at], variables)
-                except InvalidRecipient as exc:
-                    writer.report.reject(row_number, row[phone_at], str(exc))
-                    continue
-                await writer.add(phone, variables_json)
-            return await writer.finish()
+            try:
+                return await _import_rows(reader, writer, phone_at, width, variable_names)
+            finally:
+                await writer.close()
     except UnicodeDecodeError:
         raise ValidationFailed("The CSV is not UTF-8 text.", ("csv",)) from None
     except csv.Error as exc:
         raise ValidationFailed(f"The CSV is malformed near line {reader.line_num}: {exc}.", ("csv",)) from None
     finally:
         text.detach()
+
+
+async def _import_rows(
+    reader: Iterator[list[str]],
+    writer: RecipientWriter,
+    phone_at: int,
+    width: int,
+    variable_names: list[tuple[int, str]],
+) -> AddReport:
+    row_number = 0
+    for row in reader:
+        if not row:
+            continue  # blank line
+        row_number += 1
+        if len(row) != width:
+            writer.report.reject(
+                row_number,
+                row[phone_at] if len(row) > phone_at else "",
+                f"expected {width} columns, found {len(row)}",
+            )
+            continue
+        variables = {name: row[i] for i, name in variable_names if row[i] != ""}
+        try:
+            phone, variables_json = csv_recipient(row[phone_at], variables)
+        except InvalidRecipient as exc:
+            writer.report.reject(row_number, row[phone_at], str(exc))
+            continue
+        await writer.add(phone, variables_json)
+    return await writer.finish()
+
+
+def _refuse_nul(upload: IO[bytes]) -> None:
+    """NUL is never text and PostgreSQL cannot store it: refuse the file. One scan of
+    the bytes costs ~3 ms for 40 MB, far less than a check per cell."""
+    upload.seek(0)
+    line = 1
+    while chunk := upload.read(1 << 20):
+        at = chunk.find(b"\x00")
+        if at >= 0:
+            line += chunk.count(b"\n", 0, at)
+            raise ValidationFailed(f"The CSV contains a NUL byte on line {line}.", ("csv",))
+        line += chunk.count(b"\n")
+    upload.seek(0)
 
 
 EXPORT_COLUMNS = (
