@@ -16,7 +16,7 @@ from domain.lifecycle import CampaignStatus
 from domain.messages import Channel, MessageStatus
 from domain.stats import Stats
 from services import reads
-from services.reads import Page
+from services.reads import CampaignPage, CampaignRow, Page
 
 # strawberry.enum registers the domain enums themselves: one enum, no mapping code.
 strawberry.enum(CampaignStatus, name="CampaignStatus")
@@ -82,7 +82,7 @@ class CampaignStats:
         )
 
 
-def stats_of(c: models.Campaign) -> Stats:
+def stats_of(c: models.Campaign | CampaignRow) -> Stats:
     return Stats(c.total, c.pending, c.sent, c.delivered, c.read, c.failed, c.cancelled)
 
 
@@ -233,11 +233,11 @@ class Campaign(Node):
     started_at: datetime | None
     completed_at: datetime | None
     version: int = strawberry.field(description="Grows with every change of status or settings.")
-    _model: strawberry.Private[models.Campaign]
+    _pk: strawberry.Private[int]
 
     @strawberry.field(description="What a user may do to a campaign now; the lifecycle table decides.")
     def allowed_actions(self) -> list[CampaignAction]:  # type: ignore[valid-type]
-        return [CampaignAction[a.name] for a in lifecycle.allowed_actions(self._model.status)]
+        return [CampaignAction[a.name] for a in lifecycle.allowed_actions(self.status)]
 
     @strawberry.field
     async def messages(
@@ -246,26 +246,26 @@ class Campaign(Node):
         after: str | None = None,
         status: list[MessageStatus] | None = None,  # type: ignore[valid-type]
     ) -> MessageConnection:
-        return MessageConnection.of(await reads.list_messages(self._model, first, after, status))
+        return MessageConnection.of(await reads.list_messages(self._pk, first, after, status))
 
     @strawberry.field(description="Status history, oldest first.")
     async def events(self) -> list[CampaignEvent]:
         return [
             CampaignEvent(from_=e.from_status, to=e.to_status, action=e.action, actor=e.actor, reason=e.reason, at=e.at)
-            for e in await reads.list_events(self._model.id)
+            for e in await reads.list_events(self._pk)
         ]
 
     @strawberry.field
     def report(self) -> CampaignReport:
         return CampaignReport(
             stats=self.stats,
-            partial=self._model.status is not CampaignStatus.COMPLETED,
+            partial=self.status is not CampaignStatus.COMPLETED,
             csv_url=f"/campaigns/{self.id}/report.csv",
-            _campaign_id=self._model.id,
+            _campaign_id=self._pk,
         )
 
     @classmethod
-    def of(cls, c: models.Campaign) -> Campaign:
+    def of(cls, c: models.Campaign | CampaignRow) -> Campaign:
         return cls(
             id=strawberry.ID(to_global_id("Campaign", c.id)),
             name=c.name,
@@ -285,7 +285,7 @@ class Campaign(Node):
             started_at=c.started_at,
             completed_at=c.completed_at,
             version=c.version,
-            _model=c,
+            _pk=c.id,
         )
 
 
@@ -299,14 +299,14 @@ class CampaignEdge:
 class CampaignConnection:
     edges: list[CampaignEdge]
     page_info: PageInfo
-    _page: strawberry.Private[Page]
+    _page: strawberry.Private[CampaignPage]
 
     @strawberry.field
     async def total_count(self) -> int:
         return await self._page.total_count()
 
     @classmethod
-    def of(cls, page: Page) -> CampaignConnection:
+    def of(cls, page: CampaignPage) -> CampaignConnection:
         edges = [CampaignEdge(node=Campaign.of(c), cursor=encode_cursor(c.id)) for c in page.rows]
         end = edges[-1].cursor if edges else None
         return cls(edges=edges, page_info=PageInfo(has_next_page=page.has_next, end_cursor=end), _page=page)
