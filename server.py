@@ -25,6 +25,8 @@ from providers.whatsapp import WhatsAppProvider
 from schema.app import schema
 from schema.context import Context
 from services.auth import authenticate, bearer_token
+from services.live import LiveHub
+from services.progress import ProgressPublisher
 from settings import Settings
 from web.auth import ApiKeyMiddleware
 from web.csv_routes import export_report, import_recipients
@@ -90,7 +92,8 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         app.state.settings = settings
         # One pool for readiness checks, job enqueueing and control messages.
         app.state.redis = await create_pool(redis_settings(settings.redis_url)) if settings.redis_url else None
-        app.state.effects = LifecycleEffects(app.state.redis) if app.state.redis is not None else None
+        app.state.publisher = ProgressPublisher(app.state.redis) if app.state.redis is not None else None
+        app.state.effects = LifecycleEffects(app.state.redis, app.state.publisher) if app.state.redis else None
         # sendTestMessage's provider: few calls, so a small connection pool
         app.state.provider = WhatsAppProvider(
             settings.provider_base_url(),
@@ -101,9 +104,17 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
             honours_idempotency=settings.whatsapp_idempotency,
         )
         async with RegisterTortoise(app, config=settings.tortoise_config()):
+            # ONE Redis subscription per process, fanned out to every GraphQL subscriber
+            app.state.hub = LiveHub(app.state.redis) if app.state.redis is not None else None
+            if app.state.publisher is not None:
+                await app.state.publisher.start()
+                await app.state.hub.start()
             try:
                 yield {}
             finally:
+                if app.state.publisher is not None:
+                    await app.state.hub.close()
+                    await app.state.publisher.close()
                 await app.state.provider.close()
                 if app.state.redis is not None:
                     await app.state.redis.aclose()

@@ -17,6 +17,7 @@ from domain.lifecycle import ACTIVE, Action, CampaignStatus, Transition
 from jobs.control import request_stop
 from jobs.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, QUEUE, run_job_id, start_job_id
 from models import Campaign
+from services.progress import ProgressPublisher
 
 log = logging.getLogger("campaigns.effects")
 
@@ -30,10 +31,13 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 class LifecycleEffects:
-    def __init__(self, arq: ArqRedis) -> None:
+    def __init__(self, arq: ArqRedis, publisher: ProgressPublisher | None = None) -> None:
         self.arq = arq
+        self.publisher = publisher
 
     async def after_transition(self, campaign: Campaign, t: Transition) -> None:
+        if self.publisher is not None and t.changes_status:
+            await self.publisher.status_changed(campaign, t)
         if t.action in (Action.SCHEDULE, Action.RESCHEDULE) and campaign.schedule_token:
             await self.enqueue_start(campaign)
         if t.target is CampaignStatus.QUEUED:

@@ -46,3 +46,7 @@ def workspace_channel(workspace_id: int) -> str:
 def account_rate_key(account: str) -> str:
     """Shared by all workers: the provider account's messages-per-second budget."""
     return f"campaigns:rate:{account}"
+
+
+PROGRESS_PATTERN = "campaigns:progress:*"
+STATUS_PATTERN = "campaigns:status:*"

@@ -28,6 +28,7 @@ from jobs.ratelimit import AccountLimiter, Limiters, TokenBucket
 from jobs.sender import CampaignRun
 from models import Campaign
 from providers.whatsapp import WhatsAppProvider
+from services.progress import ProgressPublisher
 from services.sending_store import SqlSendingStore
 from services.transitions import apply_system_action
 from settings import Settings
@@ -48,7 +49,8 @@ class Runner:
         self.provider = provider
         self.control = control
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.effects = LifecycleEffects(redis)
+        self.publisher = ProgressPublisher(redis)
+        self.effects = LifecycleEffects(redis, self.publisher)
         self.store = SqlSendingStore(after=self.effects.after_transition)
         self.account = AccountLimiter(redis, settings.whatsapp_phone_number_id, settings.whatsapp_rate_limit)
         self.active: dict[int, CampaignRun | None] = {}
@@ -88,6 +90,7 @@ class Runner:
                     concurrency=self.settings.worker_concurrency,
                     lease_ttl=LEASE_TTL_S,
                     policy=RetryPolicy(max_attempts=self.settings.worker_max_attempts),
+                    on_progress=lambda: self.publisher.touched([campaign_id]),
                 )
                 self.active[campaign_id] = run
                 if early_stop:
@@ -168,12 +171,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     control = ControlListener(ctx["redis"])
     await control.start()
-    ctx["runner"] = Runner(settings, ctx["redis"], provider, control)
+    ctx["runner"] = runner = Runner(settings, ctx["redis"], provider, control)
+    await runner.publisher.start()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     runner: Runner | None = ctx.get("runner")
     if runner is not None:
+        await runner.publisher.close()
         await runner.control.close()
         await runner.provider.close()
     orm = ctx.get("orm")

@@ -1,26 +1,28 @@
-"""Subscriptions of the contract.
+"""Subscriptions of the contract, fed by the process's LiveHub (services/live.py).
 
-Payloads are flat snapshots built once per change, never per subscriber.
+Payloads are flat snapshots built once per event and shared by every subscriber: no
+database read per subscriber per event. Only the first snapshot of a subscription is
+read from the database.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 
 import strawberry
 
-import models
-from domain.errors import NotFound
+from domain.errors import Conflict
 from domain.ids import expect_id, to_global_id
+from domain.lifecycle import CampaignStatus
+from domain.stats import Stats
 from schema.context import Context
-from schema.types import CampaignStats, CampaignStatus, stats_of
+from schema.types import CampaignStats
 from services.campaigns import get_campaign
+from services.live import LiveHub, Snapshot
+from services.progress import progress_event
 
 Info = strawberry.Info[Context, None]
-
-POLL_SECONDS = 1.0
 
 
 @strawberry.type(description="A flat snapshot, built from the published event: no database read per subscriber.")
@@ -42,14 +44,25 @@ class CampaignStatusChange:
     at: datetime
 
 
-def progress_of(c: models.Campaign, rate: float) -> CampaignProgress:
-    return CampaignProgress(
-        campaign_id=strawberry.ID(to_global_id("Campaign", c.id)),
-        status=c.status,
-        stats=CampaignStats.of(stats_of(c)),
-        send_rate=rate,
-        at=datetime.now(UTC),
-    )
+def _view(snapshot: Snapshot) -> CampaignProgress:
+    if snapshot.view is None:
+        event = snapshot.event
+        stats = Stats(**event["stats"])
+        snapshot.view = CampaignProgress(
+            campaign_id=strawberry.ID(to_global_id("Campaign", event["campaign_id"])),
+            status=CampaignStatus(event["status"]),
+            stats=CampaignStats.of(stats),
+            send_rate=round(snapshot.send_rate, 1),
+            at=datetime.fromtimestamp(event["at"], UTC),
+        )
+    return snapshot.view  # type: ignore[return-value]
+
+
+def _hub(info: Info) -> LiveHub:
+    hub: LiveHub | None = getattr(info.context.request.app.state, "hub", None)
+    if hub is None:
+        raise Conflict("Live updates need Redis (REDIS_URL), which this server does not have.")
+    return hub
 
 
 @strawberry.type
@@ -61,23 +74,12 @@ class Subscription:
     async def campaign_progress(self, info: Info, id: strawberry.ID) -> AsyncGenerator[CampaignProgress, None]:
         principal = info.context.require()
         pk = expect_id(id, "Campaign")
-        campaign = await get_campaign(principal, pk)
-        yield progress_of(campaign, 0.0)
-        last = (campaign.version, stats_of(campaign))
-        last_at, last_done = asyncio.get_running_loop().time(), campaign.total - campaign.pending
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                campaign = await get_campaign(principal, pk)
-            except NotFound:
-                return
-            now_state = (campaign.version, stats_of(campaign))
-            if now_state != last:
-                now = asyncio.get_running_loop().time()
-                done = campaign.total - campaign.pending
-                rate = max(0.0, (done - last_done) / max(now - last_at, 1e-6))
-                last, last_at, last_done = now_state, now, done
-                yield progress_of(campaign, rate)
+        hub = _hub(info)
+        with hub.watch_campaign(pk) as slot:  # listen first: nothing between read and watch is lost
+            campaign = await get_campaign(principal, pk)
+            yield _view(hub.snapshot(progress_event(campaign)))
+            while True:
+                yield _view(await slot.get())
 
     @strawberry.subscription(
         description="Status changes of every campaign in the caller's workspace, for list dashboards."
@@ -88,27 +90,17 @@ class Subscription:
         status: list[CampaignStatus] | None = None,  # type: ignore[valid-type]
     ) -> AsyncGenerator[CampaignStatusChange, None]:
         principal = info.context.require()
-        wanted = set(status or ())
-        newest = (
-            await models.CampaignEvent.filter(campaign__workspace_id=principal.workspace_id).order_by("-id").first()
-        )
-        last_event = newest.id if newest else 0
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            events = (
-                await models.CampaignEvent.filter(campaign__workspace_id=principal.workspace_id, id__gt=last_event)
-                .order_by("id")
-                .prefetch_related("campaign")
-            )
-            for e in events:
-                last_event = e.id
-                if wanted and e.to_status not in wanted:
+        wanted = {s.value for s in status or ()}
+        with _hub(info).watch_workspace(principal.workspace_id) as slot:
+            while True:
+                event = await slot.get()
+                if wanted and event["to_status"] not in wanted:
                     continue
                 yield CampaignStatusChange(
-                    campaign_id=strawberry.ID(to_global_id("Campaign", e.campaign_id)),
-                    name=e.campaign.name,
-                    from_=e.from_status,
-                    to=e.to_status,
-                    reason=e.reason,
-                    at=e.at,
+                    campaign_id=strawberry.ID(to_global_id("Campaign", event["campaign_id"])),
+                    name=event["name"],
+                    from_=CampaignStatus(event["from_status"]) if event["from_status"] else None,
+                    to=CampaignStatus(event["to_status"]),
+                    reason=event["reason"],
+                    at=datetime.fromtimestamp(event["at"], UTC),
                 )

@@ -59,7 +59,9 @@ async def whatsapp_webhook_receive(request: Request) -> Response:
     if not isinstance(payload, dict):
         return _error("the body is not a JSON object", 400)
     report = await apply_receipts(parse_status_webhook(payload))
-    # report.campaign_ids: the live-progress publisher hooks in here
+    publisher = getattr(request.app.state, "publisher", None)
+    if publisher is not None:
+        publisher.touched(report.campaign_ids)
     return JSONResponse({"applied": report.applied, "unchanged": report.unchanged, "unknown": report.unknown})
 
 
