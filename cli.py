@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,7 @@ def cmd_create_workspace(args: argparse.Namespace) -> None:
 
 def cmd_worker(_args: argparse.Namespace) -> None:
     from arq.worker import Worker
+    from redis.exceptions import RedisError
 
     from jobs.worker import worker_settings
     from web.observability import configure_logging
@@ -83,7 +86,16 @@ def cmd_worker(_args: argparse.Namespace) -> None:
     if settings.redis_url is None:
         sys.exit("campaigns worker: set REDIS_URL (the worker takes its jobs from Redis)")
     configure_logging(settings.log_level)
-    Worker(**worker_settings(settings)).run()  # handles SIGINT/SIGTERM gracefully
+    log = logging.getLogger("campaigns.worker")
+    while True:
+        try:
+            Worker(**worker_settings(settings)).run()  # handles SIGINT/SIGTERM gracefully
+            return
+        except (RedisError, OSError) as exc:
+            # arq's loop ends when Redis goes away; the database holds the truth, so
+            # start again and let the sweep pick up what was running.
+            log.error("worker lost Redis (%s); starting again in 2 s", exc)
+            time.sleep(2)
 
 
 def _simulator_config(args: argparse.Namespace, webhook_url: str | None) -> Any:
@@ -211,6 +223,12 @@ async def _dev(settings: Settings, host: str, port: int, args: argparse.Namespac
             await simulator.stop()
 
 
+def cmd_watch(args: argparse.Namespace) -> None:
+    from runtime.watch import main as watch
+
+    sys.exit(watch(args))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="campaigns", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -245,6 +263,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("create-workspace", help="create a workspace; prints its API key last")
     p.add_argument("name")
     p.set_defaults(func=cmd_create_workspace)
+    p = sub.add_parser("watch", help="a campaign's live progress bar in the terminal")
+    p.add_argument("id", help="the campaign's id (its global id, as the API returns it)")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="the service (ws(s)://…/graphql is derived)")
+    p.add_argument("--key", default=None, help="API key; else $CAMPAIGNS_API_KEY, else data/dev-api-key")
+    p.add_argument("--settle", type=float, default=5.0, help="seconds without change after a terminal status")
+    p.set_defaults(func=cmd_watch)
     p = sub.add_parser("export-schema", help="print the served GraphQL SDL")
     p.set_defaults(func=cmd_export_schema)
 

@@ -82,9 +82,14 @@ class ControlListener:
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
-            except Exception:
-                log.exception("control subscription lost; reconnecting")
-                await pubsub.aclose()
+            except Exception as exc:
+                if self._ready.is_set():  # once per outage
+                    log.warning("control subscription lost (%s); reconnecting", exc)
+                self._ready.clear()
+                try:
+                    await pubsub.aclose()
+                except Exception:
+                    pass
                 await asyncio.sleep(1)
 
     async def _dispatch(self, raw: dict[str, object]) -> None:

@@ -5,12 +5,16 @@ messages-per-second tier, whoever sends)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from jobs.keys import account_rate_key
+
+log = logging.getLogger("campaigns.ratelimit")
 
 
 class TokenBucket:
@@ -63,11 +67,22 @@ class AccountLimiter:
         self._next = 0.0  # monotonic time of the next local slot
         self._left = 0
         self._script = redis.register_script(_RESERVE)
+        self._degraded = False
 
     async def acquire(self) -> None:
         if self._left == 0:
-            wait_ms = float(await self._script(keys=[self.key], args=[self.interval_ms, self.chunk, self.burst_ms]))
-            self._next = time.monotonic() + max(0.0, wait_ms) / 1000
+            try:
+                wait_ms = float(await self._script(keys=[self.key], args=[self.interval_ms, self.chunk, self.burst_ms]))
+            except (RedisError, OSError):
+                # Redis is down: keep sending at the account rate from this process
+                # alone rather than stop (the budget is shared again once it is back).
+                if not self._degraded:
+                    log.warning("rate limiter: Redis unreachable; pacing locally")
+                self._degraded = True
+                wait_ms = 0.0
+            else:
+                self._degraded = False
+            self._next = max(self._next, time.monotonic() + max(0.0, wait_ms) / 1000)
             self._left = self.chunk
         self._left -= 1
         at, self._next = self._next, self._next + self.interval_ms / 1000

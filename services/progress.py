@@ -66,6 +66,7 @@ class ProgressPublisher:
         self._dirty: set[int] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failing = False
 
     def touched(self, campaign_ids: Iterable[int]) -> None:
         """The numbers of these campaigns moved (no I/O here: called on hot paths)."""
@@ -118,6 +119,9 @@ class ProgressPublisher:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:
-                log.exception("publishing progress failed; will retry")
+                self._failing = False
+            except Exception as exc:
+                if not self._failing:  # once per outage, not four times a second
+                    log.warning("publishing progress failed (%s); retrying", exc)
+                self._failing = True
             await asyncio.sleep(self.interval)  # coalesce: a few events per second at most

