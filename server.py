@@ -3,17 +3,21 @@ metrics. `create_app()` is what uvicorn serves and what tests build inline."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from arq import create_pool
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -28,6 +32,7 @@ from services.auth import authenticate, bearer_token
 from services.live import LiveHub
 from services.progress import ProgressPublisher
 from settings import Settings
+from web import dashboard as dashboard_package
 from web.auth import ApiKeyMiddleware
 from web.csv_routes import export_report, import_recipients
 from web.health import healthz, readyz
@@ -68,11 +73,37 @@ class GraphQLApp(GraphQL[Context, None]):
         return None
 
 
-def _landing(_request: Request) -> HTMLResponse:
-    return HTMLResponse(
-        "<!doctype html><title>Campaigns</title><h1>Campaigns</h1>"
-        "<p><a href='/graphql'>GraphiQL</a> · <a href='/healthz'>healthz</a> · "
-        "<a href='/readyz'>readyz</a> · <a href='/metrics'>metrics</a></p>"
+DASHBOARD_DIR = Path(dashboard_package.__file__).resolve().parent
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+class DashboardFiles(StaticFiles):
+    """The dashboard's scripts and styles under /static/dashboard/ (public, like the
+    page: the API key is asked for in the browser). Only .html, .js and .css files;
+    revalidated on every load (ETag), so a deploy is seen at once."""
+
+    SERVED = (".html", ".js", ".css")
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if not path.endswith(self.SERVED):
+            raise HTTPException(status_code=404)
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def dashboard(request: Request) -> FileResponse:
+    """`/`: the live dashboard page (web/dashboard/index.html)."""
+    host = request.headers.get("host", "")
+    # 'self' covers same-origin WebSockets in CSP 3; older browsers need them named
+    sockets = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
+    policy = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self'{sockets}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+    return FileResponse(
+        DASHBOARD_DIR / "index.html",
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -120,7 +151,8 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
                     await app.state.redis.aclose()
 
     routes = [
-        Route("/", _landing),
+        Route("/", dashboard),
+        Mount("/static/dashboard", DashboardFiles(directory=DASHBOARD_DIR), name="dashboard"),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/campaigns/{id}/recipients", import_recipients, methods=["POST"]),

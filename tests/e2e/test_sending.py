@@ -128,9 +128,10 @@ async def test_retry_failed_resends_only_what_may_succeed(stack: Stack) -> None:
     assert after["stats"]["pending"] == 0
     assert after["stats"]["failed"] < stats["failed"]
     ledger = await stack.ledger(pk)
-    # the only second acceptances are the deliberate resends of messages that failed
-    # after the provider took them; transient failures had never been accepted
-    assert ledger["duplicate_sends"] == failed_after_acceptance
+    # the only second acceptances are deliberate resends of messages that failed after
+    # the provider took them (a resend may itself be refused); transient failures had
+    # never been accepted
+    assert 0 < ledger["duplicate_sends"] <= failed_after_acceptance
 
 
 async def test_sigkill_mid_campaign_then_a_new_worker_finishes_without_duplicates(stack: Stack) -> None:
