@@ -166,3 +166,27 @@ async def test_two_workers_three_campaigns_no_message_sent_twice(stack: Stack) -
             assert ledger["replays"] == 0
     finally:
         stack.kill("worker-2")
+
+
+async def test_send_test_message_goes_out_now_outside_the_campaigns_numbers(stack: Stack) -> None:
+    gid, _ = await stack.create(5, first=60_000, body="Hi {{name}}, code {{code}}")
+    query = """mutation($id: ID!, $phone: String!, $variables: JSON) {
+      sendTestMessage(id: $id, phone: $phone, variables: $variables) {
+        message { id phone status providerMessageId errorCode attempts }
+        userErrors { field message code }
+      } }"""
+    ok = (await stack.gql(query, id=gid, phone="+1 415 555 2671", variables={"name": "Ada", "code": "X"}))[
+        "sendTestMessage"
+    ]
+    assert ok["userErrors"] == []
+    message = ok["message"]
+    assert (message["phone"], message["status"], message["attempts"]) == ("+14155552671", "SENT", 1)
+    assert message["providerMessageId"].startswith("wamid.")
+    found = await stack.gql("query($id: ID!) { node(id: $id) { ... on Message { status } } }", id=message["id"])
+    assert found["node"] == {"status": "SENT"}
+    stats = (await stack.campaign(gid))["stats"]
+    assert (stats["total"], stats["sent"]) == (5, 0)  # outside the campaign's numbers
+    missing = (await stack.gql(query, id=gid, phone="+14155552671", variables={"name": "Ada"}))["sendTestMessage"]
+    assert [(e["field"], e["code"]) for e in missing["userErrors"]] == [(["variables"], "VALIDATION")]
+    bad = (await stack.gql(query, id=gid, phone="12345", variables={}))["sendTestMessage"]
+    assert [(e["field"], e["code"]) for e in bad["userErrors"]] == [(["phone"], "VALIDATION")]
