@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MIN_RATE, MIN_RATIO = 1000.0, 0.70
 BARE_CAMPAIGN = 999_999  # no real campaign has this id
 SHAPE = {"messaging_product": "whatsapp", "recipient_type": "individual", "type": "text"}
+CSV = {"Content-Type": "text/csv"}
 AUTH = {"Authorization": "Bearer dev-token", "Content-Type": "application/json"}
 TICK = os.sysconf("SC_CLK_TCK")
 VERDICT = {True: "PASS", False: "FAIL"}
@@ -171,10 +172,10 @@ class Stack:
         gid = str((await self.gql(query, input=given))["createCampaign"]["campaign"]["id"])
         rows = "".join(f"+1415{3000000 + i:07d},User {i},C{i:07d}\n" for i in range(n))
         url, headers = f"{self.api}/campaigns/{gid}/recipients", {"Authorization": f"Bearer {self.key}"}
-        async with self.http.post(url, data=f"phone,name,code\n{rows}", headers=headers) as response:
-            added = (await response.json())["added"]
-        if added != n:
-            raise RuntimeError(f"the CSV import added {added} of {n}")
+        async with self.http.post(url, data=f"phone,name,code\n{rows}", headers=headers | CSV) as response:
+            report = await response.json()
+        if report.get("added") != n:
+            raise RuntimeError(f"the CSV import of {n} rows answered {report}")
         return gid, expect_id(gid, "Campaign")
 
     async def until(self, gid: str, *statuses: str) -> str:

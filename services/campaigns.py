@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from domain import lifecycle
@@ -44,18 +45,24 @@ async def refusal(principal: Principal, pk: int, action: Action) -> DomainError:
     return Conflict("The campaign changed while this request ran; try again.", ("id",))
 
 
+async def _record_creation(conn: BaseDBAsyncClient, campaign_id: int, actor: str, reason: str | None = None) -> None:
+    """The first event of every history: from nothing to DRAFT."""
+    await CampaignEvent.create(
+        using_db=conn,
+        campaign_id=campaign_id,
+        from_status=None,
+        to_status=CampaignStatus.DRAFT,
+        action="CREATE",
+        actor=actor,
+        reason=reason,
+    )
+
+
 async def create_campaign(principal: Principal, given: dict[str, Any]) -> Campaign:
     fields = validate_fields(given, creating=True)
     async with db.in_transaction() as conn:
         campaign = await Campaign.create(using_db=conn, workspace_id=principal.workspace_id, **fields.values)
-        await CampaignEvent.create(
-            using_db=conn,
-            campaign_id=campaign.id,
-            from_status=None,
-            to_status=CampaignStatus.DRAFT,
-            action="CREATE",
-            actor=principal.actor,
-        )
+        await _record_creation(conn, campaign.id, principal.actor)
     return campaign
 
 
@@ -122,13 +129,5 @@ async def duplicate_campaign(principal: Principal, pk: int, name: str | None) ->
             [copy.id, source.id, principal.workspace_id],
         )
         await Campaign.filter(id=copy.id).using_db(conn).update(total=copied, pending=copied)
-        await CampaignEvent.create(
-            using_db=conn,
-            campaign_id=copy.id,
-            from_status=None,
-            to_status=CampaignStatus.DRAFT,
-            action="CREATE",
-            actor=principal.actor,
-            reason=f"duplicate of {to_global_id('Campaign', source.id)}",
-        )
+        await _record_creation(conn, copy.id, principal.actor, f"duplicate of {to_global_id('Campaign', source.id)}")
     return await get_campaign(principal, copy.id)
