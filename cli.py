@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -159,6 +160,9 @@ def cmd_dev(args: argparse.Namespace) -> None:
         redis = EmbeddedRedis(DEV_DIR)
         settings = dataclasses.replace(settings, redis_url=redis.start())
         os.environ["REDIS_URL"] = settings.redis_url or ""
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it lets the
+    # finally below stop the embedded Redis instead of leaving it running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         asyncio.run(_dev(settings, args.host, args.port, args))
     except KeyboardInterrupt:
