@@ -11,6 +11,7 @@ from schema.extensions import extensions
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
+from schema.shared_events import SharedEventExecutionContext
 from schema.subscriptions import Subscription
 from schema.types import Campaign, Message, Workspace
 
@@ -29,6 +30,7 @@ def build_schema() -> strawberry.Schema:
         types=[Campaign, Message, Workspace],
         extensions=extensions(),
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=SharedEventExecutionContext,
     )
 
 

@@ -17,6 +17,7 @@ from domain.ids import expect_id, to_global_id
 from domain.lifecycle import CampaignStatus
 from domain.stats import Stats
 from schema.context import Context
+from schema.shared_events import share_results
 from schema.types import CampaignStats
 from services.campaigns import get_campaign
 from services.live import LiveHub, Snapshot
@@ -55,6 +56,7 @@ def _view(snapshot: Snapshot) -> CampaignProgress:
             send_rate=round(snapshot.send_rate, 1),
             at=datetime.fromtimestamp(event["at"], UTC),
         )
+        share_results(snapshot.view)  # the same for every subscriber: execute it once
     return snapshot.view  # type: ignore[return-value]
 
 
