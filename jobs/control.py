@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypedDict
 
 from redis.asyncio import Redis
@@ -51,11 +51,12 @@ class ControlListener:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.handlers: dict[int, Callable[[str], None]] = {}
+        self.handlers: dict[int, Callable[[str], Awaitable[None] | None]] = {}
+        self._acks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    def register(self, campaign_id: int, stop: Callable[[str], None]) -> None:
+    def register(self, campaign_id: int, stop: Callable[[str], Awaitable[None] | None]) -> None:
         self.handlers[campaign_id] = stop
 
     def unregister(self, campaign_id: int) -> None:
@@ -106,7 +107,15 @@ class ControlListener:
         stop = self.handlers.get(campaign_id)
         if stop is None:
             return  # another worker's campaign
-        stop(message["action"])
-        key = control_ack_key(campaign_id, message["nonce"])
+        settled = stop(message["action"])  # synchronous: no new call starts from here
+        # Ack once the calls already started are done (bounded), off the listening loop.
+        task = asyncio.create_task(self._ack(campaign_id, message["nonce"], settled))
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+
+    async def _ack(self, campaign_id: int, nonce: str, settled: Awaitable[None] | None) -> None:
+        if settled is not None:
+            await settled
+        key = control_ack_key(campaign_id, nonce)
         await self.redis.rpush(key, "1")  # type: ignore[misc]
         await self.redis.expire(key, ACK_TTL_S)

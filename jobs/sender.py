@@ -105,6 +105,14 @@ class CampaignRun:
             self._stop_event.set()
             self._flush_now.set()
 
+    async def quiet(self, within: float) -> None:
+        """After stop(): wait (bounded) until the calls already started have finished, so
+        that no request of this run is still on its way to the provider. Under load a
+        call that passed its check can reach the provider tens of ms later."""
+        pending = [t for t in self._inflight if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=within)
+
     # ----------------------------------------------------------------------- run
 
     async def run(self) -> str:

@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,12 +62,13 @@ class Runner:
         self.active[campaign_id] = None
         early_stop: list[str] = []
 
-        def stop(action: str) -> None:
+        def stop(action: str) -> Awaitable[None] | None:
             run = self.active.get(campaign_id)
             if run is None:
                 early_stop.append(action)  # arrived before the run object exists
-            else:
-                run.stop(action.lower())
+                return None
+            run.stop(action.lower())
+            return run.quiet(within=1.5)  # the API waits up to 2 s for the ack
 
         # Listen before taking the lease, so a pause right after it is never missed.
         self.control.register(campaign_id, stop)
