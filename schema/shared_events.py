@@ -27,6 +27,14 @@ def share_results(payload: object) -> object:
 
 
 class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)
+        # graphql-core 3.3 shares this memo between a subscription's per-event copies
+        # and keys it on lists made fresh per event: it grew for the subscription's
+        # whole life (about 2 KB per event per subscriber). Each event gets its own.
+        executor._relevant_sub_fields = {}
+        return executor
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         cache: dict[tuple[int, str], Any] | None = getattr(self.root_value, SHARED_RESULTS, None)
         if cache is None:
