@@ -2,20 +2,22 @@
 
     python bench/fanout.py [--sizes 1000,5000] [--window 20] [--clients 2] [--rate 10] [--strict]
 
-Starts its own redis-server, recreates its PostgreSQL database, then `cli serve --migrate` (the API,
-one uvicorn process), `cli simulator --latency-ms 20` WITHOUT webhooks (receipts would load the API),
-ONE `cli worker` (WHATSAPP_RATE_LIMIT=--send-rate), and `bare`: this module's bare_app under uvicorn
-with the API's WebSocket settings (no per-message deflate, pings every 20 s), whose one task
-psubscribes to campaigns:progress:* and sends each raw message to every socket of that campaign.
-Clients: --clients processes for the whole run; each socket a lean asyncio Protocol on uvloop speaking
-graphql-transport-ws (connection_init, subscribe, first answer), so that clients stay cheap.
-Per source, size and server: connect N sockets, wait for an idle server, measure --window s, close.
-  live:   a running campaign of --recipients (the worker's ProgressPublisher, ~4 events/s);
+Starts its own redis-server, recreates its PostgreSQL database, then a setup `cli serve --migrate`
+(creates the campaigns; not measured), `cli simulator --latency-ms 20` WITHOUT webhooks (receipts
+would load the API), ONE `cli worker` (WHATSAPP_RATE_LIMIT=--send-rate) and --clients client
+processes (spawned once; each socket a lean asyncio Protocol on uvloop speaking graphql-transport-ws:
+connection_init, subscribe, first answer). Per source, size N and server, a FRESH server process:
+`api` = `cli serve` as deployed (one uvicorn process), `bare` = bare_app below under uvicorn with the
+same WebSocket options, one task sending each raw Redis message to every socket of its campaign.
+N sockets connect, a --window is measured, the sockets close, the server stops.
+  live:   a campaign of --recipients sends for real (the worker's ProgressPublisher, ~4 events/s);
+          paused while the sockets connect, resumed before the window.
   direct: worker and simulator stopped; this script publishes ProgressEvent JSON (as ProgressPublisher,
           `at` = time.time()) on a DRAFT campaign's channel, --rate/s: Redis -> hub -> strawberry -> socket.
 Latency: receipt - the payload's `at`. Memory: the server's VmRSS after N subscribed - before, / N.
 CPU: % of one core per process over the window; `other`: the rest of the machine's busy time.
-Targets per source and size: api updates/s >= 0.50 x bare's; api p99 < 500 ms at the largest size.
+Targets per source and size: api/bare updates per published event >= 0.50; api p99 < 500 ms at the
+largest size.
 """
 
 from __future__ import annotations
