@@ -68,27 +68,35 @@ class AccountLimiter:
         self._left = 0
         self._script = redis.register_script(_RESERVE)
         self._degraded = False
+        self._refill = asyncio.Lock()
 
     async def acquire(self) -> None:
         if self._left == 0:
-            try:
-                wait_ms = float(await self._script(keys=[self.key], args=[self.interval_ms, self.chunk, self.burst_ms]))
-            except (RedisError, OSError):
-                # Redis is down: keep sending at the account rate from this process
-                # alone rather than stop (the budget is shared again once it is back).
-                if not self._degraded:
-                    log.warning("rate limiter: Redis unreachable; pacing locally")
-                self._degraded = True
-                wait_ms = 0.0
-            else:
-                self._degraded = False
-            self._next = max(self._next, time.monotonic() + max(0.0, wait_ms) / 1000)
-            self._left = self.chunk
+            # One refill at a time: concurrent callers (several campaigns in a worker)
+            # would each reserve a chunk and over-book the shared budget.
+            async with self._refill:
+                if self._left == 0:
+                    await self._reserve()
         self._left -= 1
         at, self._next = self._next, self._next + self.interval_ms / 1000
         delay = at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    async def _reserve(self) -> None:
+        try:
+            wait_ms = float(await self._script(keys=[self.key], args=[self.interval_ms, self.chunk, self.burst_ms]))
+        except (RedisError, OSError):
+            # Redis is down: keep sending at the account rate from this process
+            # alone rather than stop (the budget is shared again once it is back).
+            if not self._degraded:
+                log.warning("rate limiter: Redis unreachable; pacing locally")
+            self._degraded = True
+            wait_ms = 0.0
+        else:
+            self._degraded = False
+        self._next = max(self._next, time.monotonic() + max(0.0, wait_ms) / 1000)
+        self._left = self.chunk
 
 
 class Limiters:
