@@ -27,7 +27,9 @@ from tortoise.contrib.starlette import RegisterTortoise
 from jobs.effects import LifecycleEffects, redis_settings
 from providers.whatsapp import WhatsAppProvider
 from schema.app import schema
+from schema.broadcast import Broadcaster
 from schema.context import Context
+from schema.ws_handlers import LegacyWSHandler, TransportWSHandler
 from services.auth import authenticate, bearer_token
 from services.live import LiveHub
 from services.progress import ProgressPublisher
@@ -43,7 +45,11 @@ INIT_TIMEOUT = timedelta(seconds=10)
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI app with our context and WebSocket authentication."""
+    """Strawberry's ASGI app with our context, WebSocket authentication and protocol
+    handlers (schema/ws_handlers.py)."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -137,6 +143,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             # ONE Redis subscription per process, fanned out to every GraphQL subscriber
             app.state.hub = LiveHub(app.state.redis) if app.state.redis is not None else None
+            app.state.broadcaster = Broadcaster(app.state.hub, schema) if app.state.hub is not None else None
             if app.state.publisher is not None:
                 await app.state.publisher.start()
                 await app.state.hub.start()

@@ -7,11 +7,11 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from schema.execution import EventExecutionContext
 from schema.extensions import extensions
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
-from schema.shared_events import SharedEventExecutionContext
 from schema.subscriptions import Subscription
 from schema.types import Campaign, Message, Workspace
 
@@ -30,7 +30,7 @@ def build_schema() -> strawberry.Schema:
         types=[Campaign, Message, Workspace],
         extensions=extensions(),
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        execution_context_class=SharedEventExecutionContext,
+        execution_context_class=EventExecutionContext,
     )
 
 

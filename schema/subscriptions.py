@@ -2,7 +2,8 @@
 
 Payloads are flat snapshots built once per event and shared by every subscriber: no
 database read per subscriber per event. Only the first snapshot of a subscription is
-read from the database.
+read from the database; over WebSockets, later ones are rendered once per group of
+identical subscriptions and written to each socket (schema/broadcast.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from domain.errors import Conflict
 from domain.ids import expect_id, to_global_id
 from domain.lifecycle import CampaignStatus
 from domain.stats import Stats
+from schema.broadcast import CURRENT_STREAM, Broadcaster
 from schema.context import Context
-from schema.shared_events import share_results
 from schema.types import CampaignStats
 from services.campaigns import get_campaign
 from services.live import LiveHub, Snapshot
@@ -56,7 +57,6 @@ def _view(snapshot: Snapshot) -> CampaignProgress:
             send_rate=round(snapshot.send_rate, 1),
             at=datetime.fromtimestamp(event["at"], UTC),
         )
-        share_results(snapshot.view)  # the same for every subscriber: execute it once
     return snapshot.view  # type: ignore[return-value]
 
 
@@ -77,11 +77,19 @@ class Subscription:
         principal = info.context.require()
         pk = expect_id(id, "Campaign")
         hub = _hub(info)
-        with hub.watch_campaign(pk) as slot:  # listen first: nothing between read and watch is lost
+        target = CURRENT_STREAM.get()
+        broadcaster: Broadcaster | None = getattr(info.context.request.app.state, "broadcaster", None)
+        if target is None or broadcaster is None:  # not over our WebSocket handlers: one result at a time
+            with hub.watch_campaign(pk) as slot:  # listen first: nothing between read and watch is lost
+                campaign = await get_campaign(principal, pk)
+                yield _view(hub.snapshot(progress_event(campaign)))
+                while True:
+                    yield _view(await slot.get())
+        with broadcaster.join(pk, target, _view) as member:  # joined first: nothing between read and join is lost
             campaign = await get_campaign(principal, pk)
-            yield _view(hub.snapshot(progress_event(campaign)))
-            while True:
-                yield _view(await slot.get())
+            first = hub.snapshot(progress_event(campaign))
+            yield _view(first)
+            await member.stream(after=first.event["at"])  # the group writes every later snapshot
 
     @strawberry.subscription(
         description="Status changes of every campaign in the caller's workspace, for list dashboards."

@@ -1,0 +1,205 @@
+"""Render each progress snapshot once and write the same bytes to every subscriber.
+
+graphql-core executes a subscription's selection set for each subscriber on each event,
+and strawberry then wakes each subscriber's task, encodes JSON and writes it: with
+5,000 dashboards on one campaign that was most of the API's CPU (bench/fanout.py).
+
+Instead, once its first snapshot (read from the database) has gone out the usual way, a
+`campaignProgress` subscription joins the *group* of subscriptions asking exactly the
+same thing: same campaign, query text, operation name and variables. One task per
+group takes each snapshot from the hub's latest-wins slot, executes the document once,
+encodes it once, and writes the protocol's frame to each member's socket.
+
+Invariants:
+- Members of a group get identical payloads: the document is executed on a flat
+  snapshot, with no per-subscriber context (no database read, no principal).
+- A member gets nothing older than its first snapshot, and nothing once its
+  operation has ended (complete/stop, or the socket closed).
+- Latest wins per member: while a write to a slow socket waits, a newer frame
+  replaces the one queued behind it. Writes start eagerly in the group's task
+  (runtime/eager.py), and only a write that must wait gets a task of its own, so a
+  slow or dead socket never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from graphql import parse
+from graphql.execution import execute_subscription_event
+
+from runtime.eager import start_eagerly
+from services.live import LiveHub, Slot, Snapshot
+
+log = logging.getLogger("campaigns.broadcast")
+
+#: the frame for a result that failed to render: the real error is in the log
+_FAILED = json.dumps({"data": None, "errors": [{"message": "Unexpected error.", "extensions": {"code": "INTERNAL"}}]})
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTarget:
+    """Where one subscription operation's results go. The WebSocket protocol handlers
+    (schema/ws_handlers.py) set it for the operation's task; resolvers read it."""
+
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    #: the protocol's message up to its payload, e.g. '{"type":"next","id":"1","payload":'
+    frame_start: str
+    send_text: Callable[[str], Coroutine[Any, Any, None]]
+    #: False once the operation was completed/stopped by the client or ended
+    is_open: Callable[[], bool]
+
+    @property
+    def group_key(self) -> tuple[str, str | None, str]:
+        return self.query, self.operation_name, json.dumps(self.variables, sort_keys=True, default=str)
+
+
+#: set in each WebSocket operation's own task, so it is seen by that operation only
+CURRENT_STREAM: ContextVar[StreamTarget | None] = ContextVar("campaigns_stream", default=None)
+
+
+class Member:
+    """One subscription in a group: its socket, its latest-wins queue of one."""
+
+    __slots__ = ("after", "closed", "pending", "ready", "target", "writing")
+
+    def __init__(self, target: StreamTarget) -> None:
+        self.target = target
+        self.ready = False  # until its first snapshot has been sent
+        self.after = 0.0  # the time of its first snapshot: older updates are stale
+        self.closed = False
+        self.pending: tuple[float, str] | None = None  # (snapshot time, payload JSON)
+        self.writing: asyncio.Future[None] | None = None
+
+    def offer(self, at: float, payload: str) -> None:
+        if self.closed or at <= self.after:
+            return
+        if not self.ready or self.writing is not None:
+            self.pending = (at, payload)  # newer replaces older
+        else:
+            self._write(payload)
+
+    async def stream(self, after: float) -> None:
+        """Called once the first snapshot (taken at `after`) is sent: from then on the
+        group writes this member's frames. Returns only by cancellation (the operation
+        ended)."""
+        self.ready, self.after = True, after
+        pending, self.pending = self.pending, None
+        if pending is not None and pending[0] > after:
+            self._write(pending[1])
+        await asyncio.Future()
+
+    def _write(self, payload: str) -> None:
+        if not self.target.is_open():
+            self.closed = True
+            return
+        try:
+            self.writing = start_eagerly(self.target.send_text(f"{self.target.frame_start}{payload}}}"))
+        except Exception:  # the socket is gone; its protocol handler ends the operation
+            self.closed = True
+            return
+        if self.writing is not None:
+            self.writing.add_done_callback(self._written)
+
+    def _written(self, write: asyncio.Future[None]) -> None:
+        self.writing = None
+        if write.cancelled() or write.exception() is not None:
+            self.closed = True
+        elif self.pending is not None and not self.closed:
+            payload, self.pending = self.pending[1], None
+            self._write(payload)
+
+
+class Group:
+    """The members asking the same thing of one campaign, and the task writing to them."""
+
+    def __init__(self, hub: LiveHub, campaign_id: int, render: Callable[[Snapshot], str]) -> None:
+        self.members: set[Member] = set()
+        self._render = render
+        self._exit = ExitStack()
+        # Watch synchronously, before any member reads its first snapshot: no event
+        # dispatched after that read can be missed.
+        slot = self._exit.enter_context(hub.watch_campaign(campaign_id))
+        self._task = asyncio.create_task(self._run(slot))
+
+    async def _run(self, slot: Slot[Snapshot]) -> None:
+        while True:
+            snapshot = await slot.get()
+            payload = self._render(snapshot)
+            at = snapshot.event["at"]
+            for member in tuple(self.members):
+                member.offer(at, payload)
+
+    def close(self) -> None:
+        self._task.cancel()
+        self._exit.close()
+
+
+class Renderer:
+    """Executes one subscription document on a snapshot, as graphql-core would for each
+    subscriber, and encodes the result once."""
+
+    def __init__(self, schema: strawberry.Schema, target: StreamTarget, view: Callable[[Snapshot], object]) -> None:
+        executor = schema.execution_context_class.build(  # type: ignore[attr-defined]
+            schema._schema,
+            parse(target.query),
+            raw_variable_values=target.variables,
+            operation_name=target.operation_name,
+        )
+        if isinstance(executor, list):  # strawberry validated the same text and variables
+            raise ValueError(f"cannot execute the subscription: {executor}")
+        self._executor, self._view = executor, view
+
+    def __call__(self, snapshot: Snapshot) -> str:
+        try:
+            result = execute_subscription_event(self._executor.build_per_event_executor(self._view(snapshot)))
+            if isinstance(result, Awaitable):  # flat snapshots resolve synchronously
+                raise TypeError("a subscription payload needed an async resolver")
+            if result.errors:
+                raise result.errors[0]
+        except Exception:
+            log.exception("rendering a progress update failed")
+            return _FAILED
+        return json.dumps({"data": result.data}, separators=(",", ":"))
+
+
+class Broadcaster:
+    """The process's groups of `campaignProgress` subscriptions (one per distinct ask)."""
+
+    def __init__(self, hub: LiveHub, schema: strawberry.Schema) -> None:
+        self.hub = hub
+        self.schema = schema
+        self._groups: dict[tuple[int, tuple[str, str | None, str]], Group] = {}
+
+    @property
+    def groups(self) -> int:
+        return len(self._groups)
+
+    @contextmanager
+    def join(self, campaign_id: int, target: StreamTarget, view: Callable[[Snapshot], object]) -> Iterator[Member]:
+        """Join before reading the first snapshot: updates published meanwhile are kept
+        (newest only) and sent after it if they are newer."""
+        key = (campaign_id, target.group_key)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = Group(self.hub, campaign_id, Renderer(self.schema, target, view))
+        member = Member(target)
+        group.members.add(member)
+        try:
+            yield member
+        finally:
+            member.closed = True
+            group.members.discard(member)
+            if not group.members and self._groups.get(key) is group:
+                del self._groups[key]
+                group.close()
