@@ -86,8 +86,8 @@ class Subscription:
                 while True:
                     yield _view(await slot.get())
         with broadcaster.join(pk, target, _view) as member:  # joined first: nothing between read and join is lost
-            campaign = await get_campaign(principal, pk)
-            first = hub.snapshot(progress_event(campaign))
+            # no model kept in this frame: it lives as long as the subscription
+            first = hub.snapshot(progress_event(await get_campaign(principal, pk)))
             yield _view(first)
             await member.stream(after=first.event["at"])  # the group writes every later snapshot
 

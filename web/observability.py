@@ -69,7 +69,9 @@ class ObservabilityMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            # A WebSocket's sends go straight through: they carry no status or headers,
+            # and a broadcast makes tens of thousands of them a second.
+            await self.app(scope, receive, send_wrapper if scope["type"] == "http" else send)
         finally:
             if scope["type"] == "http":
                 REQUESTS.labels(scope["method"], route, str(status)).inc()
