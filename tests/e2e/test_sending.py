@@ -64,6 +64,9 @@ async def test_pause_mid_send_then_resume_sends_each_recipient_once(stack: Stack
     await stack.wait_for(gid, "COMPLETED", timeout=90)
     _, ledger = await stack.settled(gid, pk)
     assert ledger["duplicate_sends"] == 0
+    # claimed but never called (claims run ahead of the sends) went back to PENDING
+    # and were sent fresh; one left in SENDING would have been resent as in doubt
+    assert ledger["replays"] == 0
     assert ledger["distinct_message_ids"] + ledger["final"]["rejected"] <= 3000
 
 
