@@ -213,3 +213,28 @@ async def wait_until(condition: Any, timeout: float = 5) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition never held"
         await asyncio.sleep(0.02)
+
+
+async def test_outside_the_websocket_handlers_each_result_goes_through_the_stream(
+    app: Starlette, server: str, api: Api, redis: Redis
+) -> None:
+    """schema.subscribe called directly (no protocol handler, so no broadcast group):
+    the same snapshot-first stream, one result at a time."""
+    from starlette.requests import Request
+
+    from schema.app import schema
+    from schema.context import Context
+
+    gid, pk = await campaign(api)
+    request = Request({"type": "http", "app": app, "headers": [], "method": "GET", "path": "/"})
+    stream = await schema.subscribe(
+        SMALL, variable_values={"id": gid}, context_value=Context(request, None, api.principal)
+    )
+    assert not isinstance(stream, Exception) and hasattr(stream, "__anext__")
+    first = await stream.__anext__()
+    assert first.errors is None and first.data == {"campaignProgress": {"stats": {"sent": 0}}}
+    await asyncio.sleep(0.1)  # the stream is listening once its first result is out
+    await publish(redis, event(pk, 9))
+    update = await asyncio.wait_for(stream.__anext__(), 5)
+    assert update.data == {"campaignProgress": {"stats": {"sent": 9}}}
+    await stream.aclose()
