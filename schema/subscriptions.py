@@ -20,9 +20,10 @@ from domain.stats import Stats
 from schema.broadcast import CURRENT_STREAM, Broadcaster
 from schema.context import Context
 from schema.types import CampaignStats
-from services.campaigns import get_campaign
+from services.auth import Principal
+from services.campaigns import not_found
 from services.live import LiveHub, Snapshot
-from services.progress import progress_event
+from services.progress import own_progress
 
 Info = strawberry.Info[Context, None]
 
@@ -60,6 +61,14 @@ def _view(snapshot: Snapshot) -> CampaignProgress:
     return snapshot.view  # type: ignore[return-value]
 
 
+async def _first_snapshot(hub: LiveHub, principal: Principal, pk: int) -> Snapshot:
+    """The campaign's numbers from the database; another workspace's is not found."""
+    event = await own_progress(principal.workspace_id, pk)
+    if event is None:
+        raise not_found(pk)
+    return hub.snapshot(event)
+
+
 def _hub(info: Info) -> LiveHub:
     hub: LiveHub | None = getattr(info.context.request.app.state, "hub", None)
     if hub is None:
@@ -81,13 +90,11 @@ class Subscription:
         broadcaster: Broadcaster | None = getattr(info.context.request.app.state, "broadcaster", None)
         if target is None or broadcaster is None:  # not over our WebSocket handlers: one result at a time
             with hub.watch_campaign(pk) as slot:  # listen first: nothing between read and watch is lost
-                campaign = await get_campaign(principal, pk)
-                yield _view(hub.snapshot(progress_event(campaign)))
+                yield _view(await _first_snapshot(hub, principal, pk))
                 while True:
                     yield _view(await slot.get())
         with broadcaster.join(pk, target, _view) as member:  # joined first: nothing between read and join is lost
-            # no model kept in this frame: it lives as long as the subscription
-            first = hub.snapshot(progress_event(await get_campaign(principal, pk)))
+            first = await _first_snapshot(hub, principal, pk)
             yield _view(first)
             await member.stream(after=first.event["at"])  # the group writes every later snapshot
 

@@ -31,8 +31,12 @@ async def get_campaign(principal: Principal, pk: int, field: tuple[str, ...] = (
     """The caller's campaign; another workspace's is NOT_FOUND exactly like a missing one."""
     campaign = await Campaign.get_or_none(id=pk, workspace_id=principal.workspace_id)
     if campaign is None:
-        raise NotFound(f"No campaign with id {to_global_id('Campaign', pk)!r}.", field)
+        raise not_found(pk, field)
     return campaign
+
+
+def not_found(pk: int, field: tuple[str, ...] = ("id",)) -> NotFound:
+    return NotFound(f"No campaign with id {to_global_id('Campaign', pk)!r}.", field)
 
 
 async def refusal(principal: Principal, pk: int, action: Action) -> DomainError:

@@ -50,6 +50,14 @@ def progress_event(row: Any) -> ProgressEvent:
     }
 
 
+async def own_progress(workspace_id: int, campaign_id: int) -> ProgressEvent | None:
+    """A campaign's snapshot if it is the workspace's (a subscription's first): one
+    plain read, no ORM object (an ORM lookup cost about a third of a subscribe)."""
+    sql = f"SELECT {_COLUMNS} FROM campaign WHERE id = ? AND workspace_id = ?"
+    rows = await db.fetch(db.client(), sql, [campaign_id, workspace_id])
+    return progress_event(rows[0]) if rows else None
+
+
 async def load_progress(campaign_ids: Iterable[int]) -> list[ProgressEvent]:
     ids = sorted(set(campaign_ids))
     if not ids:
