@@ -26,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import ExitStack
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -45,10 +45,11 @@ log = logging.getLogger("campaigns.broadcast")
 _FAILED = json.dumps({"data": None, "errors": [{"message": "Unexpected error.", "extensions": {"code": "INTERNAL"}}]})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamTarget:
     """Where one subscription operation's results go. The WebSocket protocol handlers
-    (schema/ws_handlers.py) set it for the operation's task; resolvers read it."""
+    (schema/ws_handlers.py) set it for the operation's task; resolvers read it, and
+    hand the operation over to a group by setting `handoff`."""
 
     query: str
     variables: dict[str, Any] | None
@@ -58,6 +59,12 @@ class StreamTarget:
     send_text: Callable[[str], Coroutine[Any, Any, None]]
     #: False once the operation was completed/stopped by the client or ended
     is_open: Callable[[], bool]
+    #: set by the resolver just before it yields its first result: the member that
+    #: writes every later one, and the time of that first snapshot. From then on the
+    #: protocol handler owns the member: it closes strawberry's stream once the first
+    #: result is sent (its per-operation state is not needed any more), streams, and
+    #: makes the member leave when the operation ends.
+    handoff: tuple[Member, float] | None = None
 
     @property
     def group_key(self) -> tuple[str, str | None, str]:
@@ -71,10 +78,11 @@ CURRENT_STREAM: ContextVar[StreamTarget | None] = ContextVar("campaigns_stream",
 class Member:
     """One subscription in a group: its socket, its latest-wins queue of one."""
 
-    __slots__ = ("after", "closed", "pending", "ready", "target", "writing")
+    __slots__ = ("_leave", "after", "closed", "pending", "ready", "target", "writing")
 
-    def __init__(self, target: StreamTarget) -> None:
+    def __init__(self, target: StreamTarget, leave: Callable[[Member], None]) -> None:
         self.target = target
+        self._leave = leave
         self.ready = False  # until its first snapshot has been sent
         self.after = 0.0  # the time of its first snapshot: older updates are stale
         self.closed = False
@@ -98,6 +106,11 @@ class Member:
         if pending is not None and pending[0] > after:
             self._write(pending[1])
         await asyncio.Future()
+
+    def leave(self) -> None:
+        """Stop receiving (idempotent); the last member to leave closes its group."""
+        self.closed = True
+        self._leave(self)
 
     def _write(self, payload: str) -> None:
         if not self.target.is_open():
@@ -185,21 +198,21 @@ class Broadcaster:
     def groups(self) -> int:
         return len(self._groups)
 
-    @contextmanager
-    def join(self, campaign_id: int, target: StreamTarget, view: Callable[[Snapshot], object]) -> Iterator[Member]:
-        """Join before reading the first snapshot: updates published meanwhile are kept
-        (newest only) and sent after it if they are newer."""
+    def add(self, campaign_id: int, target: StreamTarget, view: Callable[[Snapshot], object]) -> Member:
+        """A new member of the group asking what `target` asks. Add it before reading
+        the first snapshot: updates published meanwhile are kept (newest only) and sent
+        after it if they are newer. Whoever holds the member must `leave()` it."""
         key = (campaign_id, target.group_key)
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = Group(self.hub, campaign_id, Renderer(self.schema, target, view))
-        member = Member(target)
-        group.members.add(member)
-        try:
-            yield member
-        finally:
-            member.closed = True
+
+        def leave(member: Member) -> None:
             group.members.discard(member)
             if not group.members and self._groups.get(key) is group:
                 del self._groups[key]
                 group.close()
+
+        member = Member(target, leave)
+        group.members.add(member)
+        return member

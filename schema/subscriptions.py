@@ -93,10 +93,17 @@ class Subscription:
                 yield _view(await _first_snapshot(hub, principal, pk))
                 while True:
                     yield _view(await slot.get())
-        with broadcaster.join(pk, target, _view) as member:  # joined first: nothing between read and join is lost
+        member = broadcaster.add(pk, target, _view)  # joined first: nothing between read and join is lost
+        try:
             first = await _first_snapshot(hub, principal, pk)
-            yield _view(first)
-            await member.stream(after=first.event["at"])  # the group writes every later snapshot
+        except BaseException:
+            member.leave()
+            raise
+        target.handoff = (member, first.event["at"])  # the handler owns the member from here
+        yield _view(first)
+        # Not resumed: the protocol handler closes this stream after sending the first
+        # result, and the group writes every later snapshot (schema/broadcast.py).
+        raise RuntimeError("campaignProgress was resumed after its hand-off")
 
     @strawberry.subscription(
         description="Status changes of every campaign in the caller's workspace, for list dashboards."

@@ -1,7 +1,11 @@
 """Strawberry's two WebSocket protocol handlers, with two changes:
 
 - each operation's task knows where its results go (`CURRENT_STREAM`), so a
-  subscription can hand its later results to a broadcast group (schema/broadcast.py);
+  subscription can hand its later results to a broadcast group (schema/broadcast.py).
+  Once the first result of a handed-off operation is sent, the handler closes
+  strawberry's stream (extensions, execution context, the generator chain: about
+  half of a subscription's memory) and waits while the group writes; when the
+  operation ends, however it ends, its member leaves the group;
 - a client that disconnects while a result is being sent is not an error: strawberry
   logged one ERROR ("Exception in worker task") per such subscriber, which with
   thousands of dashboards closing buried real errors.
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from strawberry.asgi import ASGIWebSocketAdapter
@@ -20,6 +25,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.execution import ExecutionResult
 
 from schema.broadcast import CURRENT_STREAM, StreamTarget
 from schema.context import Context
@@ -27,6 +33,28 @@ from schema.context import Context
 
 def _frame_start(kind: str, operation_id: str) -> str:
     return f'{{"type":"{kind}","id":{json.dumps(operation_id)},"payload":'
+
+
+async def _until_handed_off(source: AsyncIterator[Any], target: StreamTarget) -> AsyncGenerator[Any, None]:
+    """The results of `source` until its resolver handed the operation off (it does
+    so just before yielding its first result; that result still goes through)."""
+    async for result in source:
+        yield result
+        if target.handoff is not None:
+            return
+
+
+async def _serve_handed_off(target: StreamTarget, source: Any) -> None:
+    """Close strawberry's stream, then let the group write until the operation ends."""
+    assert target.handoff is not None
+    member, after = target.handoff
+    await source.aclose()
+    await member.stream(after)
+
+
+def _leave(target: StreamTarget | None) -> None:
+    if target is not None and target.handoff is not None:
+        target.handoff[0].leave()
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -45,6 +73,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 )
             )
         await super().run_operation(operation)
+
+    async def _send_result_stream(self, operation: Operation[Context, None], result_source: Any) -> None:
+        target = CURRENT_STREAM.get()
+        if target is None:
+            await super()._send_result_stream(operation, result_source)
+            return
+        try:
+            await super()._send_result_stream(operation, _until_handed_off(result_source, target))
+            if target.handoff is not None:
+                await _serve_handed_off(target, result_source)  # returns only by cancellation
+        finally:
+            _leave(target)
 
     async def handle_task_exception(self, error: Exception) -> None:
         if not isinstance(error, WebSocketDisconnected):
@@ -77,3 +117,13 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await super().handle_async_results(operation_id, query, operation_name, variables)
         except WebSocketDisconnected:
             pass  # the client left; nothing awaits this task to see the exception
+        finally:
+            _leave(CURRENT_STREAM.get())
+
+    async def send_data_message(self, execution_result: ExecutionResult, operation_id: str) -> None:
+        await super().send_data_message(execution_result, operation_id)
+        target = CURRENT_STREAM.get()
+        if target is not None and target.handoff is not None and operation_id in self.subscriptions:
+            # called from inside the loop over the stream: the stream is suspended at
+            # its yield, so it can be closed; the loop never resumes (cancellation ends it)
+            await _serve_handed_off(target, self.subscriptions[operation_id])

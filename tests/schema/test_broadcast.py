@@ -127,6 +127,20 @@ async def test_an_ended_operation_gets_nothing_more_and_the_others_carry_on(
         await quiet(session)
 
 
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_refused_subscription_leaves_no_member_behind(
+    app: Starlette, api: Api, other_api: Api, protocol: str
+) -> None:
+    gid, _ = await campaign(api)
+    broadcaster: Broadcaster = app.state.broadcaster
+    before = broadcaster.groups
+    async with connect_session(other_api, protocol) as session:
+        await session.subscribe(PROGRESS, id=gid)
+        refused = await raw(session)
+        assert "No campaign with id" in json.dumps(refused)
+        assert broadcaster.groups == before  # the member added before the read has left
+
+
 async def test_updates_older_than_the_first_snapshot_are_not_sent(api: Api, redis: Redis) -> None:
     gid, pk = await campaign(api)
     async with connect_session(api, TRANSPORT_WS) as session:
@@ -176,7 +190,7 @@ async def test_a_slow_socket_gets_the_newest_frame_only_and_holds_no_one_up() ->
     def target(send: Any) -> StreamTarget:
         return StreamTarget("q", None, None, '{"id":"1","payload":', send, lambda: True)
 
-    slow, fast = Member(target(slow_send)), Member(target(fast_send))
+    slow, fast = Member(target(slow_send), lambda _: None), Member(target(fast_send), lambda _: None)
     streams = [asyncio.create_task(m.stream(after=0.0)) for m in (slow, fast)]
     await asyncio.sleep(0)
     for i in range(1, 5):
