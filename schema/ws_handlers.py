@@ -3,8 +3,8 @@
 - each operation's task knows where its results go (`CURRENT_STREAM`), so a
   subscription can hand its later results to a broadcast group (schema/broadcast.py).
   Once the first result of a handed-off operation is sent, the handler closes
-  strawberry's stream (extensions, execution context, the generator chain: about
-  half of a subscription's memory) and waits while the group writes; when the
+  strawberry's stream (extensions, execution context, the generator chain: 15 of a
+  subscription's 51 KiB, bench/fanout.py) and waits while the group writes; when the
   operation ends, however it ends, its member leaves the group;
 - a client that disconnects while a result is being sent is not an error: strawberry
   logged one ERROR ("Exception in worker task") per such subscriber, which with
