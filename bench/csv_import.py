@@ -21,17 +21,15 @@ import asyncio
 import cProfile
 import json
 import random
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
 import uvicorn
+from benchkit import free_port, revision
 
 from domain.ids import to_global_id
 from domain.phones import normalize_phone
@@ -119,24 +117,6 @@ async def raw_copy(url: str, records: list[Record]) -> float:
         return time.perf_counter() - started
     finally:
         await conn.close()
-
-
-def revision() -> str:
-    """The measured code: commit, and whether the working tree differs from it."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def http_import(

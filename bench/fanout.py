@@ -31,7 +31,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,12 +43,13 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from benchkit import ROOT, Procs, free_port, revision, ticks
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-ROOT, BENCH = Path(__file__).resolve().parents[1], Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parent
 TICK, MAX_P99, MIN_RATIO, PROTOCOL = os.sysconf("SC_CLK_TCK"), 500.0, 0.50, "graphql-transport-ws"
 VERDICT = {True: "PASS", False: "FAIL"}
 QUERY = """subscription Watch($id: ID!) { campaignProgress(id: $id) { campaignId status sendRate at
@@ -212,22 +212,8 @@ async def client_phase(pipe: Connection, port: int, key: str, gid: str, n: int) 
 # ------------------------------------------------------------------------ processes, CPU, memory
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def rss_kib(pid: int) -> int:
     return int(next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x[:6] == "VmRSS:").split()[1])
-
-
-def ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
-    except (OSError, IndexError):
-        return 0
 
 
 def cpu(pids: dict[str, int], database: str) -> dict[str, int]:
@@ -242,40 +228,6 @@ def cpu(pids: dict[str, int], database: str) -> dict[str, int]:
     stat = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     busy = sum(stat) - stat[3] - stat[4]  # all but idle and iowait, over every CPU
     return {k: ticks(p) for k, p in pids.items()} | {"postgres": sum(map(ticks, backends)), "machine": busy}
-
-
-class Procs:
-    """Every subprocess of the run; all stopped at the end, also on error."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs, self.procs = env, logs, dict[str, subprocess.Popen[bytes]]()
-
-    def spawn(self, name: str, *argv: str) -> int:
-        with open(self.logs / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
-        return self.procs[name].pid
-
-    async def listening(self, name: str, port: int) -> None:
-        for _ in range(300):
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited: {(self.logs / f'{name}.log').read_text()[-2000:]}")
-            try:
-                return (await asyncio.open_connection("127.0.0.1", port))[1].close()
-            except OSError:
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{name} not listening after 30 s")
-
-    def stop(self, *names: str) -> None:
-        for proc in [self.procs.pop(name) for name in names or list(self.procs)]:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def errors(self, name: str) -> int:
-        return (self.logs / f"{name}.log").read_text(errors="replace").count('"level": "ERROR"')
 
 
 async def recv(pipe: Connection, seconds: float) -> Any:
@@ -481,11 +433,6 @@ async def main(args: argparse.Namespace) -> int:
         procs.stop()
     print(f"overall: {VERDICT[all(verdicts)]}")
     return 1 if args.strict and not all(verdicts) else 0
-
-
-def revision() -> str:
-    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
-    return git.stdout.strip() or "unknown"
 
 
 def parse_args() -> argparse.Namespace:

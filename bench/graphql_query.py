@@ -28,6 +28,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchkit import free_port, revision
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -69,24 +70,6 @@ async def seed(database_url: str) -> str:
             campaign = await create_campaign(principal, {"name": f"Campaign {i}", "body": "Hello {{name}}"})
             await Campaign.filter(id=campaign.id).update(total=1000 + i, pending=1000 - 10 * i, sent=11 * i)
     return key
-
-
-def revision() -> str:
-    """The measured code: commit, and whether the working tree differs from it."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:

@@ -16,25 +16,25 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import redis
+from benchkit import ROOT, Procs, free_port, revision, ticks
 
 from domain.ids import expect_id
 from jobs.keys import QUEUE
 from simulator.config import SimulatorConfig
 from simulator.fate import decide
 
-ROOT = Path(__file__).resolve().parents[1]
+CLI = (sys.executable, "-m", "cli")
+NOT_YET = (OSError, aiohttp.ClientError)  # a process that is not answering yet
 MIN_RATE, MIN_RATIO = 1000.0, 0.70
 BARE_CAMPAIGN = 999_999  # no real campaign has this id
 SHAPE = {"messaging_product": "whatsapp", "recipient_type": "individual", "type": "text"}
@@ -43,54 +43,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 VERDICT = {True: "PASS", False: "FAIL"}
 Json = dict[str, Any]
 Snapshot = dict[str, dict[int, int]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Procs:
-    """The subprocesses of this run: all stopped at the end, also on error."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs, self.procs = env, logs, dict[str, subprocess.Popen[bytes]]()
-
-    def spawn(self, name: str, *args: str) -> None:
-        with open(self.logs / f"{name}.log", "ab") as log:
-            cmd = [sys.executable, "-m", "cli", *args]
-            self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log)
-
-    def stop(self, *names: str) -> None:
-        for name in names or list(self.procs):
-            proc = self.procs.pop(name)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    async def wait_until(self, name: str, ready: Callable[[], Awaitable[object]]) -> None:
-        for _ in range(300):
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited: {(self.logs / f'{name}.log').read_text()[-2000:]}")
-            try:
-                if await ready():
-                    return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"{name} not ready after 30 s")
-
-
-def _ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
-    except (OSError, IndexError):
-        return 0
 
 
 def _pids(comm: str, database: str) -> list[int]:
@@ -108,9 +60,9 @@ def _pids(comm: str, database: str) -> list[int]:
 
 
 def cpu_snapshot(pids: dict[str, int], database: str) -> Snapshot:
-    snap = {name: {pid: _ticks(pid)} for name, pid in pids.items()}
+    snap = {name: {pid: ticks(pid)} for name, pid in pids.items()}
     for name, comm in (("postgres", "postgres"), ("redis", "redis-server")):
-        snap[name] = {p: _ticks(p) for p in _pids(comm, database)}
+        snap[name] = {p: ticks(p) for p in _pids(comm, database)}
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     snap["machine"] = {0: sum(values) - values[3] - values[4], 1: sum(values), 2: values[7]}  # busy, all, steal
     return snap
@@ -246,12 +198,12 @@ async def pause_phase(stack: Stack, n: int, config: SimulatorConfig) -> list[boo
 
 async def latency_phase(args: argparse.Namespace, procs: Procs, stack: Stack, latency: float) -> list[bool]:
     n, db, health = args.messages, args.database_url.rsplit("/", 1)[1], f"{QUEUE}:health-check"
-    procs.spawn("simulator", "simulator", "--port", stack.sim.rsplit(":", 1)[1], "--latency-ms", str(latency))
-    await procs.wait_until("simulator", lambda: stack.get(f"{stack.sim}/_simulator/health"))
+    procs.spawn("simulator", *CLI, "simulator", "--port", stack.sim.rsplit(":", 1)[1], "--latency-ms", str(latency))
+    await procs.wait_until("simulator", lambda: stack.get(f"{stack.sim}/_simulator/health"), NOT_YET)
     client = redis.Redis.from_url(args.redis_url)
     client.delete(health)
-    procs.spawn("worker", "worker")
-    await procs.wait_until("worker", lambda: asyncio.to_thread(client.exists, health))  # arq's first poll
+    procs.spawn("worker", *CLI, "worker")
+    await procs.wait_until("worker", lambda: asyncio.to_thread(client.exists, health), NOT_YET)  # arq's first poll
     pids = {name: p.pid for name, p in procs.procs.items()} | {"bench": os.getpid()}
     print(f"{latency:g} ms: pids {', '.join(f'{k} {v}' for k, v in pids.items())}")
     try:
@@ -312,8 +264,8 @@ async def main(args: argparse.Namespace) -> int:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
             stack = Stack(http, api, sim)
-            procs.spawn("api", "serve", "--migrate", "--port", api.rsplit(":", 1)[1])
-            await procs.wait_until("api", lambda: stack.get(f"{api}/healthz"))
+            procs.spawn("api", *CLI, "serve", "--migrate", "--port", api.rsplit(":", 1)[1])
+            await procs.wait_until("api", lambda: stack.get(f"{api}/healthz"), NOT_YET)
             argv = [sys.executable, "-m", "cli", "create-workspace", "bench"]
             made = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=subprocess.PIPE)
             stack.key = (await made.communicate())[0].decode().strip().splitlines()[-1]
@@ -333,8 +285,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/campaigns_bench_send")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12", help="this db is flushed")
     parser.add_argument("--strict", action="store_true", help="exit 1 on FAIL")
-    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
-    return parser.parse_args(namespace=argparse.Namespace(revision=git.stdout.strip() or "unknown"))
+    return parser.parse_args(namespace=argparse.Namespace(revision=revision()))
 
 
 if __name__ == "__main__":

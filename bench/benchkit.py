@@ -1,0 +1,89 @@
+"""What the benchmarks share: the measured revision, free ports, CPU ticks of a process,
+and the subprocesses of a run (started with logs, waited for, always stopped)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def revision() -> str:
+    """The measured code: commit, and whether the working tree differs from it."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ticks(pid: int) -> int:
+    """CPU time a process used so far (user + system), in clock ticks; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError):
+        return 0
+
+
+class Procs:
+    """The subprocesses of a run, each logging to `logs/<name>.log`: all stopped at the
+    end, also on error."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs, self.procs = env, logs, dict[str, subprocess.Popen[bytes]]()
+
+    def spawn(self, name: str, *argv: str) -> int:
+        with open(self.logs / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        return self.procs[name].pid
+
+    async def wait_until(
+        self, name: str, ready: Callable[[], Awaitable[object]], not_yet: tuple[type[Exception], ...] = (OSError,)
+    ) -> None:
+        """Until `ready()` is true (raising one of `not_yet` counts as not yet); fails at
+        once if the process exits, with the end of its log."""
+        for _ in range(300):
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited: {(self.logs / f'{name}.log').read_text()[-2000:]}")
+            try:
+                if await ready():
+                    return
+            except not_yet:
+                pass
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"{name} not ready after 30 s")
+
+    async def listening(self, name: str, port: int) -> None:
+        async def accepts() -> bool:
+            (await asyncio.open_connection("127.0.0.1", port))[1].close()
+            return True
+
+        await self.wait_until(name, accepts)
+
+    def stop(self, *names: str) -> None:
+        """SIGTERM, then SIGKILL after 15 s; every process when no name is given."""
+        for proc in [self.procs.pop(name) for name in names or list(self.procs)]:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def errors(self, name: str) -> int:
+        """ERROR lines in the JSON log of `name`."""
+        return (self.logs / f"{name}.log").read_text(errors="replace").count('"level": "ERROR"')
