@@ -75,15 +75,20 @@ async def fetch_val(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] =
     return next(iter(rows[0].values())) if rows else None
 
 
-async def lock_rows(conn: BaseDBAsyncClient, table: str, ids: Iterable[int]) -> None:
-    """Row locks in id order (PostgreSQL; SQLite's transactions are serial already).
+async def lock_rows(
+    conn: BaseDBAsyncClient, table: str, ids: Iterable[int], columns: str = "id"
+) -> list[dict[str, Any]]:
+    """Row locks in id order (PostgreSQL; SQLite's transactions are serial already), and
+    the rows' `columns` as read under the locks (none on SQLite).
 
     Lock order everywhere: the campaign row(s) first, then message rows by id. Workers
     writing outcomes, receipts and status changes all touch both; one order means
     they queue instead of deadlocking."""
     ordered = sorted(ids)
-    if ordered and is_postgres(conn):
-        await fetch(conn, f"SELECT id FROM {table} WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE", [ordered])
+    if not ordered or not is_postgres(conn):
+        return []
+    sql = f"SELECT {columns} FROM {table} WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE"
+    return await fetch(conn, sql, [ordered])
 
 
 def is_deadlock(error: BaseException) -> bool:

@@ -78,9 +78,12 @@ def _when(receipt: Receipt, now: datetime) -> datetime:
     return now
 
 
+_SELECTED = "id, campaign_id, status, provider_message_id"
+
+
 async def _select(conn: BaseDBAsyncClient, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
     """Messages whose `column` is one of `values` (a chunk of at most CHUNK)."""
-    base = f"SELECT id, campaign_id, status, provider_message_id FROM message WHERE {column} "
+    base = f"SELECT {_SELECTED} FROM message WHERE {column} "
     if db.is_postgres(conn):
         cast = "bigint" if column == "id" else "text"
         return await db.fetch(conn, base + f"= ANY(?::{cast}[])", [list(values)])
@@ -228,11 +231,11 @@ async def apply_receipts(receipts: Sequence[Receipt]) -> ReceiptReport:
         rows, report.unknown = await _find(conn, receipts)
         todo = list(rows.values())
         if todo and db.is_postgres(conn):
-            # the lock order every writer follows (services/db.lock_rows), then fresh
-            # statuses under the locks
+            # the lock order every writer follows (services/db.lock_rows); the message
+            # rows' statuses as read under their locks replace the unlocked read's
             await db.lock_rows(conn, "campaign", {row.campaign_id for row in todo})
-            await db.lock_rows(conn, "message", [row.id for row in todo])
-            todo = await _reread(conn, todo)
+            locked = await db.lock_rows(conn, "message", [row.id for row in todo], _SELECTED)
+            todo = _refreshed({row.id: row for row in todo}, locked)
         for attempt in range(_REREADS + 1):
             plans = _plans(todo, receipts, report)
             if not plans:
@@ -262,11 +265,16 @@ async def apply_receipts(receipts: Sequence[Receipt]) -> ReceiptReport:
 async def _reread(conn: BaseDBAsyncClient, missed: Sequence[_Row]) -> list[_Row]:
     """The rows' current status (a row deleted meanwhile drops out)."""
     by_id = {row.id: row for row in missed}
+    found = [f for chunk in _chunks(sorted(by_id)) for f in await _select(conn, "id", chunk)]
+    return _refreshed(by_id, found)
+
+
+def _refreshed(by_id: dict[int, _Row], found: Sequence[dict[str, Any]]) -> list[_Row]:
+    """`by_id`'s rows updated from a fresh read; those not found (deleted) drop out."""
     fresh: list[_Row] = []
-    for chunk in _chunks(sorted(by_id)):
-        for found in await _select(conn, "id", chunk):
-            row = by_id[int(found["id"])]
-            row.status = MessageStatus(found["status"])
-            row.provider_message_id = found["provider_message_id"]
-            fresh.append(row)
+    for f in found:
+        row = by_id[int(f["id"])]
+        row.status = MessageStatus(f["status"])
+        row.provider_message_id = f["provider_message_id"]
+        fresh.append(row)
     return fresh
