@@ -284,7 +284,7 @@ class Mutation:
             sent = await send_test_message(principal, pk, phone, variables, provider)
         except DomainError as error:
             return TestMessagePayload(message=None, user_errors=[UserError.of(error, {"id": ["id"]})])
-        return TestMessagePayload(message=Message.of_test(sent), user_errors=[])
+        return TestMessagePayload(message=Message.of(sent), user_errors=[])
 
 
 def _too_long(field: str, limit: int) -> DomainError:

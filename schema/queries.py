@@ -45,7 +45,7 @@ class Query:
             return Message.of(message) if message else None
         if kind == "TestMessage":
             test = await models.TestMessage.get_or_none(id=pk, campaign__workspace_id=principal.workspace_id)
-            return Message.of_test(test) if test else None
+            return Message.of(test) if test else None
         if kind == "Workspace" and pk == principal.workspace_id:
             return await _workspace(info)
         return None

@@ -101,9 +101,11 @@ class Message(Node):
     failed_at: datetime | None
 
     @classmethod
-    def of(cls, m: models.Message) -> Message:
+    def of(cls, m: models.Message | models.TestMessage) -> Message:
+        """A campaign's message, or a test message (kept in its own table, no receipts)."""
+        test = isinstance(m, models.TestMessage)
         return cls(
-            id=strawberry.ID(to_global_id("Message", m.id)),
+            id=strawberry.ID(to_global_id("TestMessage" if test else "Message", m.id)),
             phone=m.phone,
             variables=m.variables,
             status=m.status,
@@ -112,26 +114,9 @@ class Message(Node):
             error_message=m.error_message,
             attempts=m.attempts,
             sent_at=m.sent_at,
-            delivered_at=m.delivered_at,
-            read_at=m.read_at,
+            delivered_at=None if isinstance(m, models.TestMessage) else m.delivered_at,
+            read_at=None if isinstance(m, models.TestMessage) else m.read_at,
             failed_at=m.failed_at,
-        )
-
-    @classmethod
-    def of_test(cls, t: models.TestMessage) -> Message:
-        return cls(
-            id=strawberry.ID(to_global_id("TestMessage", t.id)),
-            phone=t.phone,
-            variables=t.variables,
-            status=t.status,
-            provider_message_id=t.provider_message_id,
-            error_code=t.error_code,
-            error_message=t.error_message,
-            attempts=t.attempts,
-            sent_at=t.sent_at,
-            delivered_at=None,
-            read_at=None,
-            failed_at=t.failed_at,
         )
 
 
