@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from domain.messages import MessageStatus
-from domain.sending import RECEIPT_RANK
+from domain.sending import IN_DOUBT_CODE, RECEIPT_RANK
 
 M = MessageStatus
 
@@ -135,9 +135,30 @@ class Folded:
     failed_by: int | None
 
 
-def fold(current: MessageStatus, receipt_statuses: Iterable[str]) -> Folded:
+def belongs(receipt_round: int | None, receipt_pid: str, row_round: int, row_pid: str | None) -> bool:
+    """Whether a receipt is about the send a message row stands for now. A receipt of an
+    earlier send round (RETRY_FAILED made a new one) or of another provider message (a
+    second copy that a resend made) is about a send the row no longer tracks."""
+    if receipt_round is not None and receipt_round != row_round:
+        return False
+    return row_pid is None or row_pid == receipt_pid
+
+
+def fold_start(status: MessageStatus, error_code: str | None, provider_message_id: str | None) -> MessageStatus:
+    """The status a message's receipts fold from. A message whose accepted send was
+    never recorded waits for exactly these receipts and folds as SENDING would: PENDING
+    without a provider id (in doubt, put back for a resend) and FAILED `in_doubt` (no
+    status came within the reconciliation window; one coming later still settles it)."""
+    if provider_message_id is None and (status is M.PENDING or (status is M.FAILED and error_code == IN_DOUBT_CODE)):
+        return M.SENDING
+    return status
+
+
+def fold(current: MessageStatus, receipt_statuses: Iterable[str], *, counted_as: MessageStatus | None = None) -> Folded:
     """Apply a message's receipts from one batch, strongest last: a batch holding
-    read-then-delivered ends READ; failed counts only if nothing stronger came first."""
+    read-then-delivered ends READ; failed counts only if nothing stronger came first.
+    `counted_as`: the status the message is counted in now, when it folds from another
+    (fold_start); the deltas are taken from it."""
     statuses = list(receipt_statuses)
     order = sorted(range(len(statuses)), key=lambda i: strength(statuses[i]))
     status = current
@@ -156,7 +177,7 @@ def fold(current: MessageStatus, receipt_statuses: Iterable[str]) -> Folded:
             failed_by = i
     return Folded(
         status=status,
-        deltas=counts_of(status) - counts_of(current),
+        deltas=counts_of(status) - counts_of(counted_as or current),
         applied=applied,
         unchanged=len(statuses) - applied,
         timestamps=stamps,

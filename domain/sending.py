@@ -6,9 +6,12 @@ HTTP client or the ORM, as listmonk's manager depends on Store and Messenger.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
+
+from domain.lifecycle import Action, CampaignStatus
 
 
 class Outcome(StrEnum):
@@ -36,7 +39,9 @@ class SendRequest:
     @property
     def idempotency_key(self) -> str:
         """The message's own id (and send round): a resend after a crash carries the
-        same key, so a provider that honours keys never delivers it twice."""
+        same key, so a provider that honours keys never delivers it twice. The WhatsApp
+        Cloud API honours none (docs/STACK.md): there, reconciliation is what prevents
+        a second send (see InDoubtPolicy)."""
         if self.key is not None:
             return self.key
         return f"msg-{self.message_id}" + (f"-r{self.send_round}" if self.send_round else "")
@@ -146,6 +151,8 @@ class Receipt:
     status: str  # sent | delivered | read | failed
     timestamp: int  # unix seconds
     message_id: int | None = None  # ours, from biz_opaque_callback_data when present
+    #: the send round of the request it is about (callback data); None when not stated
+    send_round: int | None = None
     error_code: str | None = None
     error_message: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -155,20 +162,51 @@ class Receipt:
 RECEIPT_RANK = {"sent": 1, "delivered": 2, "read": 3}
 
 
-def callback_data(campaign_id: int, message_id: int) -> str:
-    """`biz_opaque_callback_data`: lets a receipt find its message even before the
-    provider id is stored."""
-    return f"c{campaign_id}:m{message_id}"
+@dataclass(frozen=True, slots=True)
+class CallbackRef:
+    """What `biz_opaque_callback_data` says about the request it was sent with."""
+
+    campaign_id: int
+    message_id: int
+    #: None in the format written before rounds were carried ("c1:m2")
+    send_round: int | None
 
 
-def parse_callback_data(value: str | None) -> tuple[int, int] | None:
+def callback_data(campaign_id: int, message_id: int, send_round: int = 0) -> str:
+    """`biz_opaque_callback_data` ("c<campaign>:m<message>:r<round>"): every status
+    webhook echoes it, so a receipt finds its message even when the send's answer was
+    lost, and a receipt of an earlier round never lands on a later resend."""
+    return f"c{campaign_id}:m{message_id}:r{send_round}"
+
+
+def parse_callback_data(value: str | None) -> CallbackRef | None:
     if not value or not value.startswith("c") or ":m" not in value:
         return None
-    campaign, _, message = value[1:].partition(":m")
+    campaign, _, rest = value[1:].partition(":m")
+    message, _, send_round = rest.partition(":r")
     try:
-        return int(campaign), int(message)
+        return CallbackRef(int(campaign), int(message), int(send_round) if send_round else None)
     except ValueError:
         return None
+
+
+# ------------------------------------------------------------------ in-doubt messages
+
+#: error_code of a message whose fate nobody knows: the call may have reached the provider
+IN_DOUBT_CODE = "in_doubt"
+
+
+class InDoubtPolicy(StrEnum):
+    """What happens to an in-doubt message that no status webhook settled within the
+    reconciliation window (a status carrying our callback data settles it at any time,
+    before or after, with its provider id)."""
+
+    #: back to PENDING and sent again, but only once receipts of this campaign were
+    #: applied after it went in doubt (proof that statuses reach us); otherwise FAILED
+    #: `in_doubt`. A cancelled campaign's in-doubt messages always fail `in_doubt`.
+    RESEND = "resend"
+    #: FAILED `in_doubt`: RETRY_FAILED resends it deliberately
+    FAIL = "fail"
 
 
 # ------------------------------------------------------------------ the store port
@@ -189,6 +227,28 @@ class CampaignToSend:
 
 
 @dataclass(frozen=True, slots=True)
+class Counts:
+    """The campaign's status and the counters the failure guard reads (receipt failures
+    included: they move `failed` on the campaign row)."""
+
+    status: CampaignStatus
+    sent: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A run's hold on its campaign. `fence` grows with every acquisition: claims and
+    outcomes written under an older fence cannot touch what a newer run claimed."""
+
+    campaign: CampaignToSend
+    owner: str
+    fence: int
+    #: the campaign's numbers when the lease was taken (the guard's baseline)
+    counts: Counts
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     """A message moved PENDING -> SENDING by this run; its variables are a dict."""
 
@@ -198,42 +258,105 @@ class Claimed:
     send_round: int = 0
 
 
+class RecordedStatus(StrEnum):
+    """What a run learnt about one claimed message."""
+
+    SENT = "SENT"  # the provider accepted it
+    FAILED = "FAILED"  # it cannot be sent (error code given)
+    #: never reached the provider (no call started, or only refused ones): claim it again
+    PENDING = "PENDING"
+    #: the call may have reached the provider (timeout, reset): reconcile, never resend now
+    IN_DOUBT = "IN_DOUBT"
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """The outcome of one claimed message, written back in bulk.
-
-    status SENT or FAILED resolves it; PENDING gives it back (never sent: paused or
-    cancelled before its call started, or a fatal campaign error)."""
+    """The outcome of one claimed message, written back in bulk under the run's fence."""
 
     message_id: int
-    status: str  # SENT | FAILED | PENDING
+    status: RecordedStatus
     provider_message_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
     #: provider calls made beyond the one counted at claim time (retries), or -1 when
     #: the message goes back to PENDING without any call
     extra_attempts: int = 0
+    send_round: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one `record` call resolved, and the campaign's numbers after it."""
+
+    sent: int
+    failed: int
+    counts: Counts | None
+
+
+@dataclass(frozen=True, slots=True)
+class Remaining:
+    """A campaign's unresolved messages: PENDING ones, and SENDING ones (in flight or in
+    doubt; `in_doubt` of them are waiting for reconciliation)."""
+
+    pending: int
+    sending: int
+    in_doubt: int
+
+    @property
+    def unresolved(self) -> int:
+        return self.pending + self.sending
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """In-doubt messages whose window passed: sent again, or failed `in_doubt`."""
+
+    resent: int = 0
+    failed: int = 0
 
 
 class SendingStore(Protocol):
     """The database as the send loop sees it. Every method is one short transaction."""
 
-    async def acquire_lease(self, campaign_id: int, owner: str, ttl: float) -> CampaignToSend | None: ...
-
-    async def renew_lease(self, campaign_id: int, owner: str, ttl: float) -> bool: ...
-
-    async def release_lease(self, campaign_id: int, owner: str) -> None: ...
-
-    async def recover_in_doubt(self, campaign_id: int, resend: bool) -> int: ...
-
-    async def claim(self, campaign_id: int, owner: str, limit: int) -> list[Claimed]: ...
-
-    async def record(self, campaign_id: int, outcomes: list[Recorded]) -> tuple[int, int]:
-        """Write outcomes; return (sent, failed) resolved by this call."""
+    async def acquire_lease(self, campaign_id: int, owner: str, ttl: float) -> Lease | None:
+        """Take the campaign's lease (QUEUED becomes PROCESSING) with a new fence, and put
+        the SENDING messages of any earlier run in doubt; None if it is not sendable or
+        someone else holds a live lease."""
         ...
 
-    async def unresolved(self, campaign_id: int) -> int:
-        """Messages still PENDING or SENDING."""
+    async def renew_lease(self, lease: Lease, ttl: float) -> Counts | None:
+        """Extend the lease; None when it is gone (taken, released, or the campaign is
+        no longer PROCESSING)."""
         ...
 
-    async def transition(self, campaign_id: int, action: str, actor: str, reason: str | None) -> bool: ...
+    async def release_lease(self, lease: Lease) -> None: ...
+
+    async def claim(self, lease: Lease, limit: int) -> list[Claimed]:
+        """Move up to `limit` PENDING messages to SENDING under the lease's fence; none
+        unless the lease is still held and the campaign PROCESSING."""
+        ...
+
+    async def record(self, lease: Lease, outcomes: Sequence[Recorded]) -> Written:
+        """Write outcomes of messages this lease claimed, with their counters."""
+        ...
+
+    async def reconcile(self, lease: Lease, window: float, policy: InDoubtPolicy) -> Reconciled:
+        """Settle the campaign's in-doubt messages older than `window` seconds."""
+        ...
+
+    async def remaining(self, campaign_id: int) -> Remaining: ...
+
+    async def transition(self, campaign_id: int, action: Action, actor: str, reason: str | None) -> bool: ...
+
+
+# ------------------------------------------------------------------ the failure guard
+
+
+def guard_rate(baseline: Counts, now: Counts, sample_size: int) -> float | None:
+    """The failure rate of what was resolved since `baseline` (the run's start), receipts
+    included; None until at least `sample_size` messages were resolved."""
+    failed = now.failed - baseline.failed
+    resolved = (now.sent - baseline.sent) + failed
+    if resolved <= 0 or resolved < sample_size:
+        return None
+    return failed / resolved

@@ -80,6 +80,12 @@ class Campaign(Model):
     #: the worker sending it now, and until when its claim holds
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_expires_at = fields.DatetimeField(null=True)
+    #: bumped by every lease acquisition: claims and outcomes carry the fence they were
+    #: made under, so a run that lost its lease cannot touch what a newer one claimed
+    lease_fence = fields.IntField(default=0, db_default=0)
+    #: when a receipt last moved one of its messages: in-doubt messages are resent only
+    #: once receipts are seen flowing after they went in doubt (domain.sending.InDoubtPolicy)
+    last_receipt_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     started_at = fields.DatetimeField(null=True)
@@ -115,6 +121,11 @@ class Message(Model):
     #: bumped by RETRY_FAILED: a deliberate resend needs a new idempotency key, while a
     #: resend after a crash must reuse the old one
     send_round = fields.IntField(default=0, db_default=0)
+    #: the lease fence of the run that claimed it (moved it to SENDING)
+    claim_fence = fields.IntField(null=True)
+    #: while SENDING: since when nobody knows whether the provider has it (a run died, or
+    #: a call's answer was lost); reconciled by status webhooks or after a window
+    doubt_at = fields.DatetimeField(null=True)
     sent_at = fields.DatetimeField(null=True)
     delivered_at = fields.DatetimeField(null=True)
     read_at = fields.DatetimeField(null=True)
@@ -178,6 +189,18 @@ class TestMessage(Model):
         table = "test_message"
 
 
+class WebhookInbox(Model):
+    """Webhook bodies as received, signature checked, made durable before the 200 and
+    applied (then deleted) in bulk by services.inbox."""
+
+    id = fields.BigIntField(primary_key=True)
+    received_at = fields.DatetimeField()
+    body = fields.TextField()
+
+    class Meta:
+        table = "webhook_inbox"
+
+
 class OptOut(Model):
     """A phone that asked not to be messaged by this workspace."""
 
@@ -195,4 +218,4 @@ class OptOut(Model):
         unique_together = (("workspace_id", "phone"),)
 
 
-__all__ = ["ApiKey", "Campaign", "CampaignEvent", "Message", "OptOut", "TestMessage", "Workspace"]
+__all__ = ["ApiKey", "Campaign", "CampaignEvent", "Message", "OptOut", "TestMessage", "WebhookInbox", "Workspace"]

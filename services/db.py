@@ -7,6 +7,7 @@ the OID, not the count, for INSERT).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction as tortoise_transaction
 
-__all__ = ["client", "execute", "fetch", "fetch_val", "in_transaction", "is_postgres"]
+__all__ = ["client", "execute", "fetch", "fetch_val", "in_transaction", "is_postgres", "update_each"]
 
 
 @asynccontextmanager
@@ -91,5 +92,52 @@ async def lock_rows(
     return await fetch(conn, sql, [ordered])
 
 
-def is_deadlock(error: BaseException) -> bool:
-    return "deadlock detected" in str(error)
+_NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+def _named(sql: str, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """`:name` placeholders to `?`, with their values in the order they appear."""
+    order: list[Any] = []
+
+    def take(match: re.Match[str]) -> str:
+        order.append(values[match.group(1)])
+        return "?"
+
+    return _NAMED.sub(take, sql), order
+
+
+async def update_each(
+    conn: BaseDBAsyncClient,
+    table: str,
+    assignments: str,
+    condition: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[Any]],
+    **scalars: Any,
+) -> list[int]:
+    """One UPDATE for many rows, each with its own values; returns the ids it changed.
+
+    `rows` are (id, *values of `columns`), `columns` (name, PostgreSQL type) pairs. The
+    SQL refers to the table as `t`, to a row's values as `v.<name>` and to `scalars` as
+    `:<name>`: `UPDATE <table> t SET <assignments> ... WHERE t.id = v.id AND <condition>`.
+    PostgreSQL reads the rows from unnest() of typed arrays, SQLite from json_each() of
+    one JSON array: a single statement either way, whatever the number of rows."""
+    if not rows:
+        return []
+    names = ["id", *(name for name, _ in columns)]
+    if is_postgres(conn):
+        types = ["bigint", *(kind for _, kind in columns)]
+        source = f"unnest({', '.join(f':_c{i}::{kind}[]' for i, kind in enumerate(types))}) AS v({', '.join(names)})"
+        arrays = {f"_c{i}": list(column) for i, column in enumerate(zip(*rows, strict=True))}
+        scalars = scalars | arrays
+        returning = "RETURNING t.id"  # qualified: v has an id too
+    else:
+        picks = ", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(names))
+        source = f"(SELECT {picks} FROM json_each(:_rows)) AS v"
+        scalars = scalars | {"_rows": json.dumps([list(row) for row in rows])}
+        returning = "RETURNING id"  # SQLite's RETURNING names the updated table's columns only
+    sql, params = _named(
+        f"UPDATE {table} AS t SET {assignments} FROM {source} WHERE t.id = v.id AND ({condition}) {returning}",
+        scalars,
+    )
+    return [int(r["id"]) for r in await fetch(conn, sql, params)]

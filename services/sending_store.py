@@ -2,116 +2,151 @@
 
 Every method is one short transaction with no network I/O inside (SQLite holds its
 single connection for a whole transaction). Counters move with the rows they count.
+
+Fencing (docs/DESIGN.md, "Fencing"): `campaign.lease_fence` grows with every lease
+taken. A claim succeeds only while the claimer's owner and fence are the campaign's and
+its lease has not expired; each claimed row keeps the fence it was claimed under
+(`message.claim_fence`), and every outcome is written only to rows that still carry the
+writer's fence. So a run that lost its lease (paused past it, cut off from the
+database) claims nothing more, and its late outcomes settle exactly the messages it
+had in flight: an accepted send is recorded even after a takeover (the new run left
+those rows in doubt, it did not resend them), while nothing it writes can touch a row
+that a newer run claimed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from domain.lifecycle import Action, CampaignStatus
-from domain.sending import CampaignToSend, Claimed, Recorded
+from domain.sending import (
+    IN_DOUBT_CODE,
+    CampaignToSend,
+    Claimed,
+    Counts,
+    InDoubtPolicy,
+    Lease,
+    Reconciled,
+    Recorded,
+    RecordedStatus,
+    Remaining,
+    Written,
+)
 from models import Campaign
-from services import db
+from services import counters, db
+from services.reconcile import reconcile_campaign
 from services.transitions import AfterTransition, apply_system_action
+
+log = logging.getLogger("campaigns.store")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _counts(row: dict[str, object] | None) -> Counts | None:
+    if row is None:
+        return None
+    return Counts(CampaignStatus(str(row["status"])), int(row["sent"]), int(row["failed"]))  # type: ignore[call-overload]
+
+
 class SqlSendingStore:
     def __init__(self, after: AfterTransition | None = None) -> None:
         self.after = after
 
-    async def acquire_lease(self, campaign_id: int, owner: str, ttl: float) -> CampaignToSend | None:
+    # ------------------------------------------------------------------ the lease
+
+    async def acquire_lease(self, campaign_id: int, owner: str, ttl: float) -> Lease | None:
         now = _now()
-        taken = await db.execute(
+        taken = await db.fetch(
             db.client(),
-            "UPDATE campaign SET lease_owner = ?, lease_expires_at = ? WHERE id = ? "
-            "AND status IN ('QUEUED', 'PROCESSING') "
-            "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)",
-            [owner, now + timedelta(seconds=ttl), campaign_id, owner, now],
+            "UPDATE campaign SET lease_owner = ?, lease_expires_at = ?, lease_fence = lease_fence + 1 "
+            "WHERE id = ? AND status IN ('QUEUED', 'PROCESSING') "
+            "AND (lease_owner IS NULL OR lease_expires_at < ?) RETURNING lease_fence",
+            [owner, now + timedelta(seconds=ttl), campaign_id, now],
         )
         if not taken:
             return None
+        fence = int(taken[0]["lease_fence"])
         campaign = await Campaign.get(id=campaign_id)
         if campaign.status is CampaignStatus.QUEUED:
             claimed = await apply_system_action(
                 campaign_id, Action.CLAIM, actor="worker", expect=CampaignStatus.QUEUED, after=self.after
             )
             campaign = claimed or await Campaign.get(id=campaign_id)
-        if campaign.status is not CampaignStatus.PROCESSING or campaign.lease_owner != owner:
-            await self.release_lease(campaign_id, owner)
+        lease = Lease(
+            CampaignToSend(
+                id=campaign.id,
+                workspace_id=campaign.workspace_id,
+                body=campaign.body,
+                template_name=campaign.template_name,
+                template_language=campaign.template_language,
+                send_rate=campaign.send_rate,
+                failure_threshold=campaign.failure_threshold,
+                failure_sample_size=campaign.failure_sample_size,
+            ),
+            owner,
+            fence,
+            Counts(campaign.status, campaign.sent, campaign.failed),
+        )
+        if (
+            campaign.status is not CampaignStatus.PROCESSING
+            or campaign.lease_owner != owner
+            or campaign.lease_fence != fence
+        ):
+            await self.release_lease(lease)
             return None
-        await db.execute(
-            db.client(),
-            "UPDATE campaign SET started_at = ? WHERE id = ? AND started_at IS NULL",
-            [now, campaign_id],
-        )
-        return CampaignToSend(
-            id=campaign.id,
-            workspace_id=campaign.workspace_id,
-            body=campaign.body,
-            template_name=campaign.template_name,
-            template_language=campaign.template_language,
-            send_rate=campaign.send_rate,
-            failure_threshold=campaign.failure_threshold,
-            failure_sample_size=campaign.failure_sample_size,
-        )
-
-    async def renew_lease(self, campaign_id: int, owner: str, ttl: float) -> bool:
-        return bool(
-            await db.execute(
-                db.client(),
-                "UPDATE campaign SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'PROCESSING'",
-                [_now() + timedelta(seconds=ttl), campaign_id, owner],
-            )
-        )
-
-    async def release_lease(self, campaign_id: int, owner: str) -> None:
-        await db.execute(
-            db.client(),
-            "UPDATE campaign SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?",
-            [campaign_id, owner],
-        )
-
-    async def recover_in_doubt(self, campaign_id: int, resend: bool) -> int:
-        """SENDING messages left by a dead owner (we hold the lease now). With a provider
-        that honours idempotency keys they are resent under the same key; otherwise they
-        fail as `in_doubt`, and RETRY_FAILED resends them deliberately."""
         async with db.in_transaction() as conn:
-            await db.lock_rows(conn, "campaign", [campaign_id])
-            if resend:
-                return await db.execute(
-                    conn,
-                    "UPDATE message SET status = 'PENDING' WHERE campaign_id = ? AND status = 'SENDING'",
-                    [campaign_id],
-                )
-            moved = await db.execute(
+            # Whatever an earlier run left SENDING may have reached the provider: in doubt
+            # from now, settled by its status webhook or reconciled after the window.
+            doubted = await db.execute(
                 conn,
-                "UPDATE message SET status = 'FAILED', error_code = 'in_doubt', failed_at = ?, "
-                "error_message = 'The worker stopped during the provider call; it may have been sent.' "
-                "WHERE campaign_id = ? AND status = 'SENDING'",
-                [_now(), campaign_id],
+                "UPDATE message SET doubt_at = ? WHERE campaign_id = ? AND status = 'SENDING' AND doubt_at IS NULL",
+                [now, campaign_id],
             )
-            if moved:
-                await _move_counters(conn, campaign_id, pending=-moved, failed=moved)
-            return moved
+            await db.execute(
+                conn, "UPDATE campaign SET started_at = ? WHERE id = ? AND started_at IS NULL", [now, campaign_id]
+            )
+        if doubted:
+            log.warning("campaign %s: %s messages of an earlier run are in doubt", campaign_id, doubted)
+        return lease
 
-    async def claim(self, campaign_id: int, owner: str, limit: int) -> list[Claimed]:
-        skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
+    async def renew_lease(self, lease: Lease, ttl: float) -> Counts | None:
         rows = await db.fetch(
             db.client(),
-            "UPDATE message SET status = 'SENDING', attempts = attempts + 1 WHERE id IN ("
+            "UPDATE campaign SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND lease_fence = ? "
+            "AND status = 'PROCESSING' RETURNING status, sent, failed",
+            [_now() + timedelta(seconds=ttl), lease.campaign.id, lease.owner, lease.fence],
+        )
+        return _counts(rows[0] if rows else None)
+
+    async def release_lease(self, lease: Lease) -> None:
+        await db.execute(
+            db.client(),
+            "UPDATE campaign SET lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE id = ? AND lease_owner = ? AND lease_fence = ?",
+            [lease.campaign.id, lease.owner, lease.fence],
+        )
+
+    # ------------------------------------------------------------- claim and record
+
+    async def claim(self, lease: Lease, limit: int) -> list[Claimed]:
+        skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
+        campaign_id = lease.campaign.id
+        rows = await db.fetch(
+            db.client(),
+            "UPDATE message SET status = 'SENDING', attempts = attempts + 1, claim_fence = ?, doubt_at = NULL, "
+            "error_code = NULL, error_message = NULL WHERE id IN ("
             f"SELECT id FROM message WHERE campaign_id = ? AND status = 'PENDING' ORDER BY id LIMIT ?{skip_locked}) "
-            "AND EXISTS (SELECT 1 FROM campaign WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ?) "
+            "AND EXISTS (SELECT 1 FROM campaign WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ? "
+            "AND lease_fence = ? AND lease_expires_at > ?) "
             "RETURNING id, phone, variables, send_round",
-            [campaign_id, limit, campaign_id, owner],
+            [lease.fence, campaign_id, limit, campaign_id, lease.owner, lease.fence, _now()],
         )
         rows.sort(key=lambda r: r["id"])
         return [
@@ -121,121 +156,128 @@ class SqlSendingStore:
             for r in rows
         ]
 
-    async def record(self, campaign_id: int, outcomes: list[Recorded]) -> tuple[int, int]:
+    async def record(self, lease: Lease, outcomes: Sequence[Recorded]) -> Written:
+        """Every outcome lands only on a row this lease claimed (`claim_fence`)."""
+        campaign_id, fence = lease.campaign.id, lease.fence
+        by = {status: [o for o in outcomes if o.status is status] for status in RecordedStatus}
         now = _now()
-        sent = [o for o in outcomes if o.status == "SENT"]
-        failed = [o for o in outcomes if o.status == "FAILED"]
-        back = [o for o in outcomes if o.status == "PENDING"]
         async with db.in_transaction() as conn:
             await db.lock_rows(conn, "campaign", [campaign_id])
             await db.lock_rows(conn, "message", [o.message_id for o in outcomes])
-            n_sent = await _bulk_update(
+            sent, sent_from_doubt = await _record_sent(conn, fence, by[RecordedStatus.SENT], now)
+            failed = await db.update_each(
                 conn,
-                "status = 'SENT', provider_message_id = v.pid, sent_at = ?, attempts = m.attempts + v.extra",
-                ("pid", "text"),
-                [(o.message_id, o.provider_message_id, o.extra_attempts) for o in sent],
-                now,
+                "message",
+                "status = 'FAILED', error_code = v.code, error_message = v.msg, failed_at = :now, "
+                "attempts = t.attempts + v.extra, doubt_at = NULL",
+                "t.status = 'SENDING' AND t.claim_fence = :fence",
+                (("code", "text"), ("msg", "text"), ("extra", "int")),
+                [(o.message_id, o.error_code, o.error_message, o.extra_attempts) for o in by[RecordedStatus.FAILED]],
+                now=now,
+                fence=fence,
             )
-            if n_sent < len(sent):
-                # receipts got there first and resolved some; keep their provider ids
-                await _bulk_update(
-                    conn,
-                    "provider_message_id = v.pid",
-                    ("pid", "text"),
-                    [(o.message_id, o.provider_message_id, o.extra_attempts) for o in sent],
-                    None,
-                    where="m.provider_message_id IS NULL",
-                )
-            n_failed = await _bulk_update(
+            await db.update_each(
                 conn,
-                "status = 'FAILED', error_code = v.code, error_message = v.msg, failed_at = ?, "
-                "attempts = m.attempts + v.extra",
-                ("code", "text"),
-                [(o.message_id, o.error_code, o.error_message, o.extra_attempts) for o in failed],
-                now,
-                extra_column=("msg", "text"),
+                "message",
+                "doubt_at = :now, error_code = :code, error_message = v.msg, attempts = t.attempts + v.extra",
+                "t.status = 'SENDING' AND t.claim_fence = :fence",
+                (("msg", "text"), ("extra", "int")),
+                [(o.message_id, o.error_message, o.extra_attempts) for o in by[RecordedStatus.IN_DOUBT]],
+                now=now,
+                fence=fence,
+                code=IN_DOUBT_CODE,
             )
             cancelled = 0
+            back = by[RecordedStatus.PENDING]
             if back:
                 status = await db.fetch_val(conn, "SELECT status FROM campaign WHERE id = ?", [campaign_id])
                 target = "CANCELLED" if status == CampaignStatus.CANCELLED.value else "PENDING"
-                moved = await _bulk_update(
+                moved = await db.update_each(
                     conn,
-                    f"status = '{target}', attempts = m.attempts + v.extra",
-                    None,
+                    "message",
+                    "status = :target, attempts = t.attempts + v.extra, doubt_at = NULL",
+                    "t.status = 'SENDING' AND t.claim_fence = :fence",
+                    (("extra", "int"),),
                     [(o.message_id, o.extra_attempts) for o in back],
-                    None,
+                    target=target,
+                    fence=fence,
                 )
-                cancelled = moved if target == "CANCELLED" else 0
-            if n_sent or n_failed or cancelled:
-                await _move_counters(
-                    conn,
-                    campaign_id,
-                    pending=-(n_sent + n_failed + cancelled),
-                    sent=n_sent,
-                    failed=n_failed,
-                    cancelled=cancelled,
-                )
-        return n_sent, n_failed
-
-    async def unresolved(self, campaign_id: int) -> int:
-        return int(
-            await db.fetch_val(
-                db.client(),
-                "SELECT COUNT(*) AS n FROM message WHERE campaign_id = ? AND status IN ('PENDING', 'SENDING')",
-                [campaign_id],
+                cancelled = len(moved) if target == "CANCELLED" else 0
+            n_sent, n_failed = len(sent) + sent_from_doubt, len(failed)
+            await counters.move(
+                conn,
+                campaign_id,
+                pending=-(len(sent) + n_failed + cancelled),
+                sent=n_sent,
+                failed=n_failed - sent_from_doubt,
+                cancelled=cancelled,
             )
-            or 0
-        )
+            row = await db.fetch(conn, "SELECT status, sent, failed FROM campaign WHERE id = ?", [campaign_id])
+        return Written(n_sent, n_failed, _counts(row[0] if row else None))
 
-    async def transition(self, campaign_id: int, action: str, actor: str, reason: str | None) -> bool:
-        done = await apply_system_action(campaign_id, Action(action), actor=actor, reason=reason, after=self.after)
+    async def reconcile(self, lease: Lease, window: float, policy: InDoubtPolicy) -> Reconciled:
+        return await reconcile_campaign(lease.campaign.id, window, policy, lease=lease)
+
+    async def remaining(self, campaign_id: int) -> Remaining:
+        rows = await db.fetch(
+            db.client(),
+            "SELECT status, COUNT(*) AS n, COUNT(doubt_at) AS doubts FROM message "
+            "WHERE campaign_id = ? AND status IN ('PENDING', 'SENDING') GROUP BY status",
+            [campaign_id],
+        )
+        by = {r["status"]: (int(r["n"]), int(r["doubts"])) for r in rows}
+        pending, _ = by.get("PENDING", (0, 0))
+        sending, doubts = by.get("SENDING", (0, 0))
+        return Remaining(pending=pending, sending=sending, in_doubt=doubts)
+
+    async def transition(self, campaign_id: int, action: Action, actor: str, reason: str | None) -> bool:
+        done = await apply_system_action(campaign_id, action, actor=actor, reason=reason, after=self.after)
         return done is not None
 
 
-def _variables(value: Any) -> dict[str, object]:
-    # jsonb arrives as text from asyncpg without a codec, and SQLite stores text
-    return json.loads(value) if isinstance(value, str) else dict(value)
-
-
-async def _move_counters(conn: BaseDBAsyncClient, campaign_id: int, **deltas: int) -> None:
-    sets = ", ".join(f"{name} = {name} + ?" for name in deltas)
-    await db.execute(conn, f"UPDATE campaign SET {sets} WHERE id = ?", [*deltas.values(), campaign_id])
-
-
-async def _bulk_update(
-    conn: BaseDBAsyncClient,
-    assignments: str,
-    column: tuple[str, str] | None,
-    rows: Sequence[tuple[Any, ...]],
-    stamp: datetime | None,
-    *,
-    extra_column: tuple[str, str] | None = None,
-    where: str = "m.status = 'SENDING'",
-) -> int:
-    """UPDATE message m SET <assignments> for rows (id, [column], [extra_column], extra)
-    WHERE <where>; returns the rows changed. One statement on PostgreSQL (unnest), one
-    executemany on SQLite."""
-    if not rows:
-        return 0
-    names = ["id"] + [c[0] for c in (column, extra_column) if c] + ["extra"]
-    types = ["bigint"] + [c[1] for c in (column, extra_column) if c] + ["int"]
-    stamp_args = [stamp] if stamp is not None and "?" in assignments else []
-    if db.is_postgres(conn):
-        columns = list(zip(*rows, strict=True))
-        unnest = ", ".join(f"?::{t}[]" for t in types)
-        sql = (
-            f"UPDATE message m SET {assignments} FROM unnest({unnest}) AS v({', '.join(names)}) "
-            f"WHERE m.id = v.id AND {where}"
+async def _record_sent(
+    conn: BaseDBAsyncClient, fence: int, sent: Sequence[Recorded], now: datetime
+) -> tuple[list[int], int]:
+    """Accepted sends: (ids moved from pending to SENT, how many moved from FAILED)."""
+    if not sent:
+        return [], 0
+    values = [(o.message_id, o.provider_message_id, o.extra_attempts, o.send_round) for o in sent]
+    columns = (("pid", "text"), ("extra", "int"), ("rnd", "int"))
+    sets = (
+        "status = 'SENT', provider_message_id = v.pid, sent_at = :now, attempts = t.attempts + v.extra, "
+        "doubt_at = NULL, error_code = NULL, error_message = NULL, failed_at = NULL"
+    )
+    mine = "t.claim_fence = :fence AND t.send_round = v.rnd"
+    # SENDING, or PENDING again after reconciliation put it back for a resend not yet made
+    done = await db.update_each(
+        conn, "message", sets, f"{mine} AND t.status IN ('SENDING', 'PENDING')", columns, values, now=now, fence=fence
+    )
+    if len(done) == len(sent):
+        return done, 0
+    rest = [v for v in values if v[0] not in set(done)]
+    # failed `in_doubt` by reconciliation meanwhile: the provider did take it
+    from_doubt = await db.update_each(
+        conn,
+        "message",
+        sets,
+        f"{mine} AND t.status = 'FAILED' AND t.error_code = :code",
+        columns,
+        rest,
+        now=now,
+        fence=fence,
+        code=IN_DOUBT_CODE,
+    )
+    rest = [v for v in rest if v[0] not in set(from_doubt)]
+    if rest:
+        # The others were settled by their receipts first (which carry the same provider
+        # id), or a newer run resent them after reconciliation: then the provider has two
+        # copies, which only a late answer like this one can reveal.
+        resent = await db.fetch_val(
+            conn,
+            f"SELECT COUNT(*) AS n FROM message WHERE id IN ({', '.join('?' * len(rest))}) "
+            "AND (claim_fence IS NULL OR claim_fence <> ?)",
+            [*(v[0] for v in rest), fence],
         )
-        # the stamp placeholder comes first in the text, so first in the arguments
-        return await db.execute(conn, sql, [*stamp_args, *[list(c) for c in columns]])
-    # SQLite: the same statement per row, with named parameters for v.<name> and the stamp
-    named = assignments.replace("?", ":stamp")
-    for name in names:
-        named = named.replace(f"v.{name}", f":{name}")
-    sql = f"UPDATE message AS m SET {named} WHERE m.id = :id AND {where}"
-    before = await db.fetch_val(conn, "SELECT total_changes() AS n")
-    await conn.execute_many(sql, [dict(zip(names, row, strict=True)) | {"stamp": stamp} for row in rows])  # type: ignore[misc]
-    after = await db.fetch_val(conn, "SELECT total_changes() AS n")
-    return int(after) - int(before)
+        if resent:
+            log.warning("%s sends were accepted after their messages had been resent: the provider has two", resent)
+    return done, len(from_doubt)

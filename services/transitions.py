@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,17 +24,28 @@ from tortoise.expressions import F
 
 from domain import lifecycle
 from domain.errors import Conflict
+from domain.lease import StopConfirmation
 from domain.lifecycle import Action, CampaignStatus, LaunchFacts, Transition
 from domain.messages import PERMANENT_RECIPIENT_ERRORS
 from models import Campaign, CampaignEvent
-from services import db
+from services import counters, db
 from services.auth import Principal
 from services.campaigns import get_campaign, now_utc
 from services.recipients import launch_facts
 
 #: Called after a transition commits (the sending engine hooks in here: schedule a
-#: job, tell a running worker to stop). Never called inside the transaction.
-AfterTransition = Callable[[Campaign, Transition], Awaitable[None]]
+#: job, tell a running worker to stop, and say how that stop was confirmed). Never
+#: called inside the transaction; it must not raise for a change that committed.
+AfterTransition = Callable[[Campaign, Transition], Awaitable[StopConfirmation | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A user action applied: the campaign as it is now, and for a pause or cancel of a
+    sending campaign, how the stop was confirmed."""
+
+    campaign: Campaign
+    stop: StopConfirmation | None = None
 
 _ATTEMPTS = 5
 
@@ -89,26 +101,19 @@ async def _move_messages(conn: BaseDBAsyncClient, campaign_id: int, action: Acti
             "UPDATE message SET status = 'CANCELLED' WHERE campaign_id = ? AND status = 'PENDING'",
             [campaign_id],
         )
-        if moved:
-            await (
-                Campaign.filter(id=campaign_id)
-                .using_db(conn)
-                .update(pending=F("pending") - moved, cancelled=F("cancelled") + moved)
-            )
+        await counters.move(conn, campaign_id, pending=-moved, cancelled=moved)
     elif action is Action.RETRY_FAILED:
         moved = await db.execute(
             conn,
-            # a new send round: a deliberate resend gets a new idempotency key
+            # A new send round: a deliberate resend, with a new idempotency key, whose
+            # receipts must never be confused with the last round's (they carry the round
+            # in their callback data), so what the last round's send left is cleared.
             f"UPDATE message SET status = 'PENDING', error_code = NULL, error_message = NULL, "
-            f"failed_at = NULL, send_round = send_round + 1 WHERE {_RETRYABLE}",
+            f"provider_message_id = NULL, sent_at = NULL, delivered_at = NULL, read_at = NULL, "
+            f"failed_at = NULL, doubt_at = NULL, send_round = send_round + 1 WHERE {_RETRYABLE}",
             [campaign_id, *sorted(PERMANENT_RECIPIENT_ERRORS)],
         )
-        if moved:
-            await (
-                Campaign.filter(id=campaign_id)
-                .using_db(conn)
-                .update(pending=F("pending") + moved, failed=F("failed") - moved)
-            )
+        await counters.move(conn, campaign_id, pending=moved, failed=-moved)
 
 
 async def _commit(campaign: Campaign, t: Transition, fields: dict[str, Any], actor: str, reason: str | None) -> bool:
@@ -142,7 +147,7 @@ async def apply_action(
     reason: str | None = None,
     scheduled_at: datetime | None = None,
     after: AfterTransition | None = None,
-) -> Campaign:
+) -> Applied:
     """Apply a user action that changes (or keeps) the status. Raises NotFound,
     InvalidTransition (naming the current status and allowed actions), ValidationFailed
     from a guard, or Conflict if the campaign kept changing under us."""
@@ -155,9 +160,8 @@ async def apply_action(
         if not await _commit(campaign, t, fields, principal.actor, reason):
             continue  # lost a race: re-read and decide again from the new status
         updated = await get_campaign(principal, pk)
-        if after is not None:
-            await after(updated, t)
-        return updated
+        stop = await after(updated, t) if after is not None else None
+        return Applied(updated, stop)
     raise Conflict("The campaign kept changing while this request ran; try again.", ("id",))
 
 
