@@ -1,12 +1,16 @@
-"""Pause and Cancel reach a sending worker at once, not at its next poll.
+"""Pause and Cancel reach a sending worker at once, not at its next renewal.
 
 The API publishes `{"action", "nonce"}` on the campaign's control channel after the
-status change commits, then waits (briefly) on an ack list. The worker holding the
-campaign's run stops it — synchronously, so no provider call starts afterwards — and
-only then pushes the ack. So when pauseCampaign returns, no new send starts; calls
-already in flight finish and are counted. If no worker acks (none runs it, or it died),
-the database still says PAUSED: claims are conditional on PROCESSING and the lease
-renewal stops a run that missed the message.
+status change commits, then waits (briefly) on an ack list. Only a worker running the
+campaign under a lease answers: it stops the run, synchronously, so no provider call
+starts afterwards, and pushes `{"owner", "fence"}`. The API accepts only the ack of
+the lease it read after the commit, so a stale run job elsewhere (one that never got
+the lease) cannot confirm a stop it has nothing to do with.
+
+The message is an accelerator, not the guarantee: if no ack comes (Redis down, the
+worker frozen), the API waits out the lease proof instead (domain/lease.py), after
+which no run can start a call: the database already says PAUSED or CANCELLED, and a
+renewal or claim under that status fails.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypedDict
 
 from redis.asyncio import Redis
 
+from domain.lifecycle import Action
 from jobs.keys import CONTROL_PATTERN, control_ack_key, control_channel
+from services.pubsub import listen
 
 log = logging.getLogger("campaigns.control")
 
@@ -28,22 +35,42 @@ ACK_TTL_S = 30
 
 
 class ControlMessage(TypedDict):
-    action: str  # PAUSE | CANCEL | FAIL
+    action: str  # an Action: PAUSE | CANCEL
     nonce: str
 
 
-async def request_stop(redis: Redis, campaign_id: int, action: str, wait: float | None = 2.0) -> bool:
-    """Tell the worker running `campaign_id` to stop; True once it acknowledged.
-    `wait=None` only publishes (no live lease: nobody is sending)."""
+class ControlAck(TypedDict):
+    """Who stopped: the lease holder's owner and fence."""
+
+    owner: str
+    fence: int
+
+
+async def request_stop(redis: Redis, campaign_id: int, action: Action, owner: str, fence: int, wait: float) -> bool:
+    """Tell the worker holding (owner, fence) to stop; True once it acknowledged within
+    `wait` seconds. Redis errors propagate (the caller falls back on the lease proof)."""
     nonce = secrets.token_hex(8)
-    message: ControlMessage = {"action": action, "nonce": nonce}
-    receivers = await redis.publish(control_channel(campaign_id), json.dumps(message))
-    if not receivers or wait is None:
+    message: ControlMessage = {"action": action.value, "nonce": nonce}
+    if not await redis.publish(control_channel(campaign_id), json.dumps(message)):
         return False
-    answer = await redis.blpop([control_ack_key(campaign_id, nonce)], timeout=wait)  # type: ignore[arg-type,misc]
-    if answer is None:
-        log.warning("no worker acknowledged %s of campaign %s", action, campaign_id)
-    return answer is not None
+    key = control_ack_key(campaign_id, nonce)
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        answer = await redis.blpop([key], timeout=max(left, 0.01))  # type: ignore[arg-type,misc]
+        if answer is None:
+            break
+        try:
+            ack: ControlAck = json.loads(answer[1])
+        except (ValueError, TypeError):
+            continue
+        if ack.get("owner") == owner and ack.get("fence") == fence:
+            return True
+    return False
+
+
+#: a run's stop handler: called with the action, returns what to await before acking
+#: (the calls in flight), or None when this process has no run to stop
+StopHandler = Callable[[Action], Awaitable[None] | None]
 
 
 class ControlListener:
@@ -51,71 +78,60 @@ class ControlListener:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.handlers: dict[int, Callable[[str], Awaitable[None] | None]] = {}
+        self.handlers: dict[int, tuple[StopHandler, Callable[[], ControlAck | None]]] = {}
         self._acks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    def register(self, campaign_id: int, stop: Callable[[str], Awaitable[None] | None]) -> None:
-        self.handlers[campaign_id] = stop
+    def register(self, campaign_id: int, stop: StopHandler, holder: Callable[[], ControlAck | None]) -> None:
+        """`holder()` names the lease this process holds on the campaign (None while it
+        has none): only then is a stop acknowledged."""
+        self.handlers[campaign_id] = (stop, holder)
 
     def unregister(self, campaign_id: int) -> None:
         self.handlers.pop(campaign_id, None)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen())
-        await asyncio.wait_for(self._ready.wait(), 10)
+    async def start(self, ready_within: float = 10) -> None:
+        """Listen; wait (bounded) for the first subscription, but never fail for Redis:
+        the subscription is rebuilt after every outage."""
+        self._task = asyncio.create_task(listen(self.redis, [CONTROL_PATTERN], self._dispatch, self._ready, log))
+        try:
+            await asyncio.wait_for(self._ready.wait(), ready_within)
+        except TimeoutError:
+            log.warning("control channel not subscribed yet (Redis unreachable?); stops arrive by renewal")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, *self._acks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _listen(self) -> None:
-        # Reconnects after a Redis outage; runs also stop via lease renewal meanwhile.
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.psubscribe(CONTROL_PATTERN)
-                self._ready.set()
-                async for raw in pubsub.listen():
-                    await self._dispatch(raw)
-            except asyncio.CancelledError:
-                await pubsub.aclose()
-                raise
-            except Exception as exc:
-                if self._ready.is_set():  # once per outage
-                    log.warning("control subscription lost (%s); reconnecting", exc)
-                self._ready.clear()
-                try:
-                    await pubsub.aclose()
-                except Exception:
-                    pass
-                await asyncio.sleep(1)
-
-    async def _dispatch(self, raw: dict[str, object]) -> None:
-        channel = raw.get("channel")
-        data = raw.get("data")
-        if not isinstance(channel, bytes | str) or not isinstance(data, bytes | str):
-            return
-        name = channel.decode() if isinstance(channel, bytes) else channel
+    async def _dispatch(self, channel: str, data: bytes | str) -> None:
         try:
-            campaign_id = int(name.rsplit(":", 1)[1])
+            campaign_id = int(channel.rsplit(":", 1)[1])
             message: ControlMessage = json.loads(data)
-        except (ValueError, IndexError):
+            action = Action(message["action"])
+        except (ValueError, IndexError, KeyError, TypeError):
             return
-        stop = self.handlers.get(campaign_id)
-        if stop is None:
+        handler = self.handlers.get(campaign_id)
+        if handler is None:
             return  # another worker's campaign
-        settled = stop(message["action"])  # synchronous: no new call starts from here
+        stop, holder = handler
+        settled = stop(action)  # synchronous: no new call starts from here
+        ack = holder()
+        if ack is None:
+            return  # no lease here (a job that has not got it, or lost it): not ours to confirm
         # Ack once the calls already started are done (bounded), off the listening loop.
-        task = asyncio.create_task(self._ack(campaign_id, message["nonce"], settled))
+        task = asyncio.create_task(self._ack(campaign_id, message["nonce"], ack, settled))
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
 
-    async def _ack(self, campaign_id: int, nonce: str, settled: Awaitable[None] | None) -> None:
+    async def _ack(self, campaign_id: int, nonce: str, ack: ControlAck, settled: Awaitable[None] | None) -> None:
         if settled is not None:
             await settled
         key = control_ack_key(campaign_id, nonce)
-        await self.redis.rpush(key, "1")  # type: ignore[misc]
-        await self.redis.expire(key, ACK_TTL_S)
+        try:
+            await self.redis.rpush(key, json.dumps(ack))  # type: ignore[misc]
+            await self.redis.expire(key, ACK_TTL_S)
+        except Exception as exc:  # the stop happened; only its confirmation is lost
+            log.warning("acknowledging the stop of campaign %s failed: %s", campaign_id, exc)

@@ -17,9 +17,12 @@ def start_job_id(campaign_id: int, token: str) -> str:
     return f"campaigns:start:{campaign_id}:{token}"
 
 
-def run_job_id(campaign_id: int, version: int) -> str:
-    """One run job per (campaign, version): a resume after a pause gets a new one."""
-    return f"campaigns:run:{campaign_id}:{version}"
+def run_job_id(campaign_id: int, version: int, fence: int) -> str:
+    """One run job per campaign state: its version (a resume gets a new one) and its
+    lease fence (a run that took the lease and died gets a new one). Enqueued again
+    for the same state, arq keeps the one already queued (keep_result=0 frees the id
+    once the job ends)."""
+    return f"campaigns:run:{campaign_id}:{version}:{fence}"
 
 
 def control_channel(campaign_id: int) -> str:

@@ -35,6 +35,10 @@ class TokenBucket:
         if self.tokens < 0:
             await asyncio.sleep(-self.tokens / self.rate)
 
+    def backoff(self, seconds: float) -> None:
+        """Hand out nothing for `seconds` (the reservations then resume at the rate)."""
+        self.tokens = min(self.tokens, -seconds * self.rate)
+
 
 # GCRA over Redis's clock: reserve `n` slots; returns milliseconds until the first.
 # The theoretical arrival time (TAT) may lag `now` by at most `burst` ms.
@@ -83,6 +87,11 @@ class AccountLimiter:
         if delay > 0:
             await asyncio.sleep(delay)
 
+    def backoff(self, seconds: float) -> None:
+        """The provider answered 130429: this process hands out no slot for `seconds`,
+        then paces again (every in-flight call that got it asks; the latest end wins)."""
+        self._next = max(self._next, time.monotonic() + seconds)
+
     async def _reserve(self) -> None:
         try:
             wait_ms = float(await self._script(keys=[self.key], args=[self.interval_ms, self.chunk, self.burst_ms]))
@@ -108,3 +117,7 @@ class Limiters:
     async def acquire(self) -> None:
         for limiter in self.limiters:
             await limiter.acquire()
+
+    def backoff(self, seconds: float) -> None:
+        for limiter in self.limiters:
+            limiter.backoff(seconds)

@@ -2,46 +2,55 @@
 
 Redis jobs are only the doorbell; the database holds the truth. Every job is
 idempotent against it: a stale start job finds another token and does nothing, a
-second run job finds the lease taken, and the sweep re-rings for anything a lost job
-missed (due schedules, active campaigns whose lease expired).
+second run job finds the lease taken, and the sweep (jobs/sweep.py) re-rings for
+anything a lost job missed.
+
+Shutdown (SIGTERM, as every deploy sends): the worker stops every run at once, each
+waits (bounded) for its calls in flight, writes their outcomes, gives its unstarted
+claims back, releases its lease and re-queues its campaign, so another worker goes on
+at once. A Redis outage does not end the worker: its runs keep sending (the rate
+limiter paces locally, stops still arrive through lease renewals) and it takes jobs
+again once Redis is back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime, timedelta
+from signal import Signals
 from typing import Any
 
 from arq import cron, func
+from arq.worker import Worker
+from redis.exceptions import RedisError
 from tortoise import Tortoise
-from tortoise.expressions import Q
 
-from domain.lifecycle import Action, CampaignStatus
-from domain.sending import RetryPolicy
-from jobs.control import ControlListener
+from domain.lease import LeaseTimes
+from domain.lifecycle import ACTIVE, Action
+from domain.sending import Lease, RetryPolicy
+from jobs.control import ControlAck, ControlListener
 from jobs.effects import LifecycleEffects, redis_settings
 from jobs.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, JOB_SWEEP, QUEUE
 from jobs.ratelimit import AccountLimiter, Limiters, TokenBucket
-from jobs.sender import CampaignRun
+from jobs.sender import STOPPED_BY, CampaignRun, RunConfig, RunEnded
+from jobs.sweep import SWEEP_EVERY_S, start_scheduled, sweep
 from models import Campaign
-from providers.whatsapp import WhatsAppProvider
+from providers.whatsapp import WhatsAppProvider, provider_from
 from services.progress import ProgressPublisher
 from services.sending_store import SqlSendingStore
-from services.transitions import apply_system_action
 from settings import Settings
 
 log = logging.getLogger("campaigns.worker")
 
-LEASE_TTL_S = 15.0
 #: the cyclic GC's youngest-generation threshold in this process (CPython's default: 700)
 GC_GEN0_THRESHOLD = 50_000
 RUN_TIMEOUT_S = 24 * 3600
-SWEEP_EVERY_S = 5
 
 
 class Runner:
@@ -57,57 +66,109 @@ class Runner:
         self.effects = LifecycleEffects(redis, self.publisher)
         self.store = SqlSendingStore(after=self.effects.after_transition)
         self.account = AccountLimiter(redis, settings.whatsapp_phone_number_id, settings.whatsapp_rate_limit)
-        self.active: dict[int, CampaignRun | None] = {}
+        self.times = LeaseTimes.for_ttl(settings.worker_lease_ttl_s)
+        self.runs: dict[int, CampaignRun | None] = {}
+        self.leases: dict[int, Lease] = {}
+        self.closing = False
+
+    def shutdown(self) -> None:
+        """Stop every run (synchronously: no call starts after this returns); each then
+        drains and hands its campaign on. No new run starts in this process."""
+        self.closing = True
+        for run in self.runs.values():
+            if run is not None:
+                run.stop(RunEnded.SHUTDOWN)
+
+    def _config(self, lease: Lease) -> RunConfig:
+        s = self.settings
+        rates = [float(r) for r in (lease.campaign.send_rate, s.whatsapp_rate_limit) if r]
+        return RunConfig(
+            concurrency=s.worker_concurrency,
+            lease=self.times,
+            rate=min(rates) if rates else None,
+            drain_timeout=s.worker_drain_timeout_s,
+            reconcile_window=s.reconcile_window_s,
+            in_doubt_policy=s.in_doubt_policy,
+        )
 
     async def run(self, campaign_id: int) -> str:
-        if campaign_id in self.active:
+        if self.closing:
+            return "shutting down"
+        if campaign_id in self.runs:
             return "already running here"
-        self.active[campaign_id] = None
-        early_stop: list[str] = []
+        self.runs[campaign_id] = None
+        early: list[Action] = []
 
-        def stop(action: str) -> Awaitable[None] | None:
-            run = self.active.get(campaign_id)
+        def stop(action: Action) -> Awaitable[None] | None:
+            run = self.runs.get(campaign_id)
             if run is None:
-                early_stop.append(action)  # arrived before the run object exists
+                early.append(action)  # arrived before the run exists: applied when it does
                 return None
-            run.stop(action.lower())
+            run.stop(STOPPED_BY.get(action, RunEnded.PAUSED))
             return run.quiet(within=1.5)  # the API waits up to 2 s for the ack
 
+        def holder() -> ControlAck | None:
+            lease = self.leases.get(campaign_id)
+            if lease is None or self.runs.get(campaign_id) is None:
+                return None
+            return {"owner": lease.owner, "fence": lease.fence}
+
         # Listen before taking the lease, so a pause right after it is never missed.
-        self.control.register(campaign_id, stop)
+        self.control.register(campaign_id, stop, holder)
         try:
-            campaign = await self.store.acquire_lease(campaign_id, self.owner, LEASE_TTL_S)
-            if campaign is None:
+            proven_at = (time.monotonic(), time.time())  # read before the acquisition is sent
+            lease = await self.store.acquire_lease(campaign_id, self.owner, self.times.ttl)
+            if lease is None:
                 return "not leased"
-            try:
-                recovered = await self.store.recover_in_doubt(campaign_id, self.provider.honours_idempotency)
-                if recovered:
-                    log.warning("campaign %s: %s in-doubt messages recovered", campaign_id, recovered)
-                limiters: list[TokenBucket | AccountLimiter] = [self.account]
-                if campaign.send_rate:
-                    limiters.insert(0, TokenBucket(campaign.send_rate))
-                run = CampaignRun(
-                    self.store,
-                    self.provider,
-                    campaign,
-                    self.owner,
-                    Limiters(limiters),
-                    concurrency=self.settings.worker_concurrency,
-                    lease_ttl=LEASE_TTL_S,
-                    policy=RetryPolicy(max_attempts=self.settings.worker_max_attempts),
-                    on_progress=lambda: self.publisher.touched([campaign_id]),
-                )
-                self.active[campaign_id] = run
-                if early_stop:
-                    run.stop(early_stop[0].lower())
-                ended = await run.run()
-                log.info("campaign %s run ended: %s", campaign_id, ended)
-                return ended
-            finally:
-                await self.store.release_lease(campaign_id, self.owner)
+            return await self._send(lease, proven_at, early)
         finally:
             self.control.unregister(campaign_id)
-            self.active.pop(campaign_id, None)
+            self.runs.pop(campaign_id, None)
+            self.leases.pop(campaign_id, None)
+
+    async def _send(self, lease: Lease, proven_at: tuple[float, float], early: list[Action]) -> str:
+        campaign_id = lease.campaign.id
+        ended: RunEnded | None = None
+        try:
+            limiters: list[TokenBucket | AccountLimiter] = [self.account]
+            if lease.campaign.send_rate:
+                limiters.insert(0, TokenBucket(lease.campaign.send_rate))
+            run = CampaignRun(
+                self.store,
+                self.provider,
+                lease,
+                Limiters(limiters),
+                config=self._config(lease),
+                policy=RetryPolicy(max_attempts=self.settings.worker_max_attempts),
+                proven_at=proven_at,
+                on_progress=lambda: self.publisher.touched([campaign_id]),
+            )
+            self.leases[campaign_id], self.runs[campaign_id] = lease, run
+            for action in early:
+                run.stop(STOPPED_BY.get(action, RunEnded.PAUSED))
+            if self.closing:
+                run.stop(RunEnded.SHUTDOWN)
+            ended = await run.run()
+            log.info("campaign %s run ended: %s", campaign_id, ended.value)
+            return ended.value
+        except asyncio.CancelledError:
+            ended = RunEnded.SHUTDOWN  # drained by the run; hand the campaign on below
+            raise
+        finally:
+            await asyncio.shield(self._release(lease, hand_off=ended is RunEnded.SHUTDOWN))
+
+    async def _release(self, lease: Lease, hand_off: bool) -> None:
+        """Release the lease (else it expires by itself) and, after a shutdown, queue the
+        campaign again at once, for another worker."""
+        try:
+            async with asyncio.timeout(5):
+                await self.store.release_lease(lease)
+                if hand_off:
+                    c = await Campaign.get(id=lease.campaign.id)
+                    if c.status in ACTIVE:
+                        await self.effects.enqueue_run(c.id, c.version, c.lease_fence)
+        except Exception as exc:
+            log.warning("campaign %s: releasing the lease failed (%s); it expires by itself", lease.campaign.id, exc)
 
 
 # ------------------------------------------------------------------------ jobs
@@ -118,62 +179,15 @@ async def run_campaign(ctx: dict[str, Any], campaign_id: int) -> str:
     return await runner.run(campaign_id)
 
 
-async def start_scheduled(ctx: dict[str, Any], campaign_id: int, token: str) -> str:
-    """SCHEDULED -> QUEUED if this job's token is still the campaign's and it is due."""
-    now = datetime.now(UTC)
-
-    def current(c: Campaign) -> bool:
-        return c.schedule_token == token and c.scheduled_at is not None and c.scheduled_at <= now + timedelta(seconds=1)
-
-    effects: LifecycleEffects = ctx["runner"].effects
-    started = await apply_system_action(
-        campaign_id,
-        Action.START,
-        actor="scheduler",
-        expect=CampaignStatus.SCHEDULED,
-        guard=current,
-        after=effects.after_transition,
-    )
-    return "started" if started else "stale"
-
-
-async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
-    """Catch what a lost job missed: due schedules, and active campaigns nobody leases."""
-    effects: LifecycleEffects = ctx["runner"].effects
-    now = datetime.now(UTC)
-    started = 0
-    due = await Campaign.filter(status=CampaignStatus.SCHEDULED, scheduled_at__lte=now).values_list(
-        "id", "schedule_token"
-    )
-    for campaign_id, token in due:
-        if await start_scheduled(ctx, campaign_id, token or "") == "started":
-            started += 1
-    orphans = await Campaign.filter(
-        Q(status__in=[CampaignStatus.QUEUED, CampaignStatus.PROCESSING]),
-        Q(lease_owner__isnull=True) | Q(lease_expires_at__lt=now),
-        updated_at__lt=now - timedelta(seconds=SWEEP_EVERY_S),
-    ).values_list("id", "version")
-    for campaign_id, version in orphans:
-        await effects.enqueue_run(campaign_id, version, suffix=f":sweep:{int(now.timestamp())}")
-    return {"started": started, "requeued": len(orphans)}
-
-
 # ----------------------------------------------------------------- lifecycle
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or Settings.from_env()
     # Keep the ORM's context object: closing it from this task context on shutdown is
-    # what lets the worker exit on SIGTERM (STACK.md).
+    # what lets the worker exit on SIGTERM (docs/STACK.md).
     ctx["orm"] = await Tortoise.init(config=settings.tortoise_config(), _enable_global_fallback=True)
-    provider = WhatsAppProvider(
-        settings.provider_base_url(),
-        settings.whatsapp_api_version,
-        settings.whatsapp_phone_number_id,
-        settings.whatsapp_access_token,
-        concurrency=settings.worker_concurrency,
-        honours_idempotency=settings.whatsapp_idempotency,
-    )
+    provider = provider_from(settings, settings.worker_concurrency)
     control = ControlListener(ctx["redis"])
     await control.start()
     ctx["runner"] = runner = Runner(settings, ctx["redis"], provider, control)
@@ -207,8 +221,47 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await orm.close_connections()
 
 
+class CampaignWorker(Worker):
+    """arq's Worker with the two changes sending needs: a SIGTERM (or SIGINT) first
+    stops every run, so they drain within `job_completion_wait` instead of being
+    cancelled mid-call; and a Redis outage pauses the poll loop instead of ending the
+    process (arq's loop raises on the first failed poll)."""
+
+    _redis_down = False
+
+    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
+        runner: Runner | None = self.ctx.get("runner")
+        if runner is not None:
+            runner.shutdown()
+        super().handle_sig_wait_for_completion(signum)
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as exc:
+            if not self._redis_down:
+                log.warning("worker lost Redis (%s); its runs go on, polling again in 1 s", exc)
+            self._redis_down = True
+            await asyncio.sleep(1)
+            return
+        if self._redis_down:
+            log.warning("worker has Redis again")
+            self._redis_down = False
+
+    async def drain(self, within: float) -> None:
+        """Stop every run and wait (bounded) for the jobs to end: `campaigns dev`, which
+        handles the signals itself, calls this before closing the worker."""
+        runner: Runner | None = self.ctx.get("runner")
+        if runner is not None:
+            runner.shutdown()
+        self.allow_pick_jobs = False
+        running = [t for t in self.tasks.values() if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=within)
+
+
 def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """Keyword arguments for arq.Worker; `campaigns worker` and tests build from this."""
+    """Keyword arguments for CampaignWorker; `campaigns worker` and tests build from this."""
     options: dict[str, Any] = {
         "functions": [
             func(run_campaign, name=JOB_RUN_CAMPAIGN, timeout=RUN_TIMEOUT_S, max_tries=1000),
@@ -218,7 +271,7 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
             cron(
                 sweep,
                 name=JOB_SWEEP,
-                second=set(range(0, 60, SWEEP_EVERY_S)),
+                second=set(range(0, 60, int(SWEEP_EVERY_S))),
                 unique=True,
                 run_at_startup=True,
             )
@@ -229,6 +282,8 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "redis_settings": redis_settings(settings.redis_url or "redis://127.0.0.1:6379/0"),
         "max_jobs": settings.worker_max_campaigns + 2,
         "keep_result": 0,
+        # time for the runs to drain after SIGTERM before arq cancels them
+        "job_completion_wait": int(settings.worker_drain_timeout_s + 5),
         "ctx": {"settings": settings},
     }
     options.update(overrides)
