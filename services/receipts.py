@@ -3,16 +3,20 @@ strength, with the campaign counters moving in the same transaction.
 
 For a batch of receipts:
   1. find their messages: by our message id (from `biz_opaque_callback_data`), else by
-     the provider's message id -- one SELECT per ~1,000 ids;
+     the provider's message id -- one SELECT per ~1,000 ids; a receipt about another
+     send than the one the row stands for (an earlier send round, another provider
+     message) is set aside (domain.receipts.belongs);
   2. fold each message's receipts in order of strength (domain.receipts.fold), so a
-     batch holding read-then-delivered ends READ and a duplicate changes nothing;
+     batch holding read-then-delivered ends READ and a duplicate changes nothing; a
+     message whose accepted send was never recorded (in doubt) folds as SENDING, so its
+     first status settles it;
   3. write every status change with ONE statement per ~1,000 messages, each row
      conditional on the status it was read in (`... WHERE m.id = v.id AND m.status =
      v.observed RETURNING id`): a row a concurrent writer (the sending worker) changed
      in between is not written, so it cannot be counted twice. Those rows are re-read
      once and folded again from their new status;
   4. move each touched campaign's counters with one `SET x = x + ?` UPDATE, in campaign
-     id order.
+     id order, and note when receipts last moved it (reconciliation reads that).
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from domain.messages import MessageStatus
-from domain.receipts import NO_CHANGE, Deltas, Folded, fold
+from domain.receipts import NO_CHANGE, Deltas, Folded, belongs, fold, fold_start
 from domain.sending import Receipt
-from services import db
+from services import counters, db
 
 __all__ = ["CHUNK", "ReceiptReport", "apply_receipts"]
 
@@ -45,6 +49,8 @@ class ReceiptReport:
     applied: int = 0  # receipts that moved a message
     unchanged: int = 0  # duplicates, late or weaker events, messages in no state to move
     unknown: int = 0  # no such message
+    #: about another send than the row's now: an earlier round, or a second copy
+    stale: int = 0
     #: campaigns whose messages (and counters) moved: the progress publisher's input
     campaign_ids: set[int] = field(default_factory=set)
 
@@ -55,6 +61,8 @@ class _Row:
     campaign_id: int
     status: MessageStatus
     provider_message_id: str | None
+    send_round: int
+    error_code: str | None
     receipts: list[int] = field(default_factory=list)  # indexes into the batch
 
 
@@ -78,7 +86,7 @@ def _when(receipt: Receipt, now: datetime) -> datetime:
     return now
 
 
-_SELECTED = "id, campaign_id, status, provider_message_id"
+_SELECTED = "id, campaign_id, status, provider_message_id, send_round, error_code"
 
 
 async def _select(conn: BaseDBAsyncClient, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
@@ -97,6 +105,8 @@ def _row(found: dict[str, Any]) -> _Row:
         campaign_id=int(found["campaign_id"]),
         status=MessageStatus(found["status"]),
         provider_message_id=found["provider_message_id"],
+        send_round=int(found["send_round"]),
+        error_code=found["error_code"],
     )
 
 
@@ -135,15 +145,20 @@ def _plans(rows: Sequence[_Row], receipts: Sequence[Receipt], report: ReceiptRep
     """Fold each message's receipts; those that change nothing are counted here."""
     plans = []
     for row in rows:
-        current = row.status
-        if current is MessageStatus.PENDING and row.provider_message_id is None:
-            # Receipts exist only for accepted sends: this one was accepted by a worker
-            # that died before recording it (in doubt, put back to PENDING for a resend).
-            # The receipt settles it, as for SENDING, and saves the resend.
-            current = MessageStatus.SENDING
-        folded = fold(current, [receipts[i].status for i in row.receipts])
-        if folded.status is current:
-            report.unchanged += len(row.receipts)
+        mine = []
+        for i in row.receipts:
+            r = receipts[i]
+            if belongs(r.send_round, r.provider_message_id, row.send_round, row.provider_message_id):
+                mine.append(i)
+            else:
+                report.stale += 1
+        row.receipts = mine
+        if not mine:
+            continue
+        start = fold_start(row.status, row.error_code, row.provider_message_id)
+        folded = fold(start, [receipts[i].status for i in mine], counted_as=row.status)
+        if folded.applied == 0:
+            report.unchanged += len(mine)
         else:
             plans.append(_Plan(row, folded))
     return plans
@@ -155,9 +170,12 @@ _SET = (
     "sent_at = COALESCE(m.sent_at, v.sent_at), "
     "delivered_at = COALESCE(m.delivered_at, v.delivered_at), "
     "read_at = COALESCE(m.read_at, v.read_at), "
-    "failed_at = COALESCE(m.failed_at, v.failed_at), "
-    "error_code = CASE WHEN v.target = 'FAILED' THEN v.error_code ELSE m.error_code END, "
-    "error_message = CASE WHEN v.target = 'FAILED' THEN v.error_message ELSE m.error_message END"
+    "failed_at = CASE WHEN v.target = 'FAILED' THEN COALESCE(v.failed_at, m.failed_at) ELSE NULL END, "
+    # a failure replaces whatever was said before (an in_doubt failure gets the real
+    # code); any other status clears it (a settled in-doubt message has no error)
+    "error_code = CASE WHEN v.target = 'FAILED' THEN COALESCE(v.error_code, m.error_code) ELSE NULL END, "
+    "error_message = CASE WHEN v.target = 'FAILED' THEN COALESCE(v.error_message, m.error_message) ELSE NULL END, "
+    "doubt_at = NULL"
 )
 _V = "id, observed, target, pid, sent_at, delivered_at, read_at, failed_at, error_code, error_message"
 _UPDATE_PG = (
@@ -207,58 +225,63 @@ async def _write(
     return written
 
 
-async def _move_counters(conn: BaseDBAsyncClient, deltas: dict[int, Deltas]) -> None:
+async def _move_counters(conn: BaseDBAsyncClient, deltas: dict[int, Deltas], now: datetime) -> None:
     for campaign_id in sorted(deltas):
         d = deltas[campaign_id]
-        if not d:
-            continue
-        await db.execute(
+        await counters.move(
             conn,
-            "UPDATE campaign SET pending = pending + ?, sent = sent + ?, delivered = delivered + ?, "
-            '"read" = "read" + ?, failed = failed + ? WHERE id = ?',
-            [d.pending, d.sent, d.delivered, d.read, d.failed, campaign_id],
+            campaign_id,
+            receipt_at=now,
+            pending=d.pending,
+            sent=d.sent,
+            delivered=d.delivered,
+            read=d.read,
+            failed=d.failed,
         )
 
 
-async def apply_receipts(receipts: Sequence[Receipt]) -> ReceiptReport:
-    """Apply a batch of receipts in one transaction; see the module docstring."""
+async def apply_receipts(receipts: Sequence[Receipt], conn: BaseDBAsyncClient | None = None) -> ReceiptReport:
+    """Apply a batch of receipts in one transaction (or in `conn`'s, the inbox
+    applier's); see the module docstring."""
+    if conn is None:
+        async with db.in_transaction() as own:
+            return await apply_receipts(receipts, own)
     report = ReceiptReport()
     if not receipts:
         return report
     now = datetime.now(UTC)
     deltas: dict[int, Deltas] = defaultdict(lambda: NO_CHANGE)
-    async with db.in_transaction() as conn:
-        rows, report.unknown = await _find(conn, receipts)
-        todo = list(rows.values())
-        if todo and db.is_postgres(conn):
-            # the lock order every writer follows (services/db.lock_rows); the message
-            # rows' statuses as read under their locks replace the unlocked read's
-            await db.lock_rows(conn, "campaign", {row.campaign_id for row in todo})
-            locked = await db.lock_rows(conn, "message", [row.id for row in todo], _SELECTED)
-            todo = _refreshed({row.id: row for row in todo}, locked)
-        for attempt in range(_REREADS + 1):
-            plans = _plans(todo, receipts, report)
-            if not plans:
-                break
-            written = await _write(conn, plans, receipts, now)
-            missed: list[_Row] = []
-            for plan in plans:
-                if plan.row.id in written:
-                    report.applied += plan.folded.applied
-                    report.unchanged += plan.folded.unchanged
-                    report.campaign_ids.add(plan.row.campaign_id)
-                    deltas[plan.row.campaign_id] += plan.folded.deltas
-                else:
-                    missed.append(plan.row)
-            if not missed:
-                break
-            if attempt == _REREADS:
-                # changed under us twice: its latest writer's word stands
-                report.unchanged += sum(len(row.receipts) for row in missed)
-                break
-            todo = await _reread(conn, missed)
-            report.unchanged += sum(len(r.receipts) for r in missed) - sum(len(r.receipts) for r in todo)
-        await _move_counters(conn, deltas)
+    rows, report.unknown = await _find(conn, receipts)
+    todo = list(rows.values())
+    if todo and db.is_postgres(conn):
+        # the lock order every writer follows (services/db.lock_rows); the message
+        # rows' statuses as read under their locks replace the unlocked read's
+        await db.lock_rows(conn, "campaign", {row.campaign_id for row in todo})
+        locked = await db.lock_rows(conn, "message", [row.id for row in todo], _SELECTED)
+        todo = _refreshed({row.id: row for row in todo}, locked)
+    for attempt in range(_REREADS + 1):
+        plans = _plans(todo, receipts, report)
+        if not plans:
+            break
+        written = await _write(conn, plans, receipts, now)
+        missed: list[_Row] = []
+        for plan in plans:
+            if plan.row.id in written:
+                report.applied += plan.folded.applied
+                report.unchanged += plan.folded.unchanged
+                report.campaign_ids.add(plan.row.campaign_id)
+                deltas[plan.row.campaign_id] += plan.folded.deltas
+            else:
+                missed.append(plan.row)
+        if not missed:
+            break
+        if attempt == _REREADS:
+            # changed under us twice: its latest writer's word stands
+            report.unchanged += sum(len(row.receipts) for row in missed)
+            break
+        todo = await _reread(conn, missed)
+        report.unchanged += sum(len(r.receipts) for r in missed) - sum(len(r.receipts) for r in todo)
+    await _move_counters(conn, deltas, now)
     return report
 
 
@@ -276,5 +299,7 @@ def _refreshed(by_id: dict[int, _Row], found: Sequence[dict[str, Any]]) -> list[
         row = by_id[int(f["id"])]
         row.status = MessageStatus(f["status"])
         row.provider_message_id = f["provider_message_id"]
+        row.send_round = int(f["send_round"])
+        row.error_code = f["error_code"]
         fresh.append(row)
     return fresh

@@ -2,9 +2,10 @@
 
 Public (no API key): Meta authenticates a POST with `X-Hub-Signature-256`, an
 HMAC-SHA256 of the raw body keyed with the app secret; anything unsigned or badly
-signed is refused with 401 before the body is even parsed. A POST answers 200 once
-its receipts are committed; an error answers 5xx and Meta redelivers, which is safe
-because applying receipts is idempotent.
+signed is refused with 401 before the body is even parsed. A POST answers 200 once its
+body is committed to the inbox (services/inbox.py: a group commit, touching no
+campaign row), and its receipts are applied right after, in bulk. A failed commit
+answers 503 and Meta redelivers, which is safe because applying receipts is idempotent.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import json
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from providers.whatsapp import parse_status_webhook, verify_signature
-from services.receipts import apply_receipts
+from providers.whatsapp import verify_signature
 
 __all__ = ["MAX_WEBHOOK_BYTES", "whatsapp_webhook", "whatsapp_webhook_receive", "whatsapp_webhook_verify"]
 
@@ -29,9 +29,12 @@ async def whatsapp_webhook_verify(request: Request) -> Response:
     params = request.query_params
     expected = request.app.state.settings.whatsapp_verify_token
     token = params.get("hub.verify_token") or ""
-    if params.get("hub.mode") == "subscribe" and hmac.compare_digest(token.encode(), expected.encode()):
+    if expected and params.get("hub.mode") == "subscribe" and hmac.compare_digest(token.encode(), expected.encode()):
         return PlainTextResponse(params.get("hub.challenge") or "")
     return PlainTextResponse("verification failed", status_code=403)
+
+
+_RECEIVED = Response(b'{"received":true}', media_type="application/json")
 
 
 def _error(message: str, status: int) -> JSONResponse:
@@ -58,11 +61,11 @@ async def whatsapp_webhook_receive(request: Request) -> Response:
         return _error("the body is not JSON", 400)
     if not isinstance(payload, dict):
         return _error("the body is not a JSON object", 400)
-    report = await apply_receipts(parse_status_webhook(payload))
-    publisher = getattr(request.app.state, "publisher", None)
-    if publisher is not None:
-        publisher.touched(report.campaign_ids)
-    return JSONResponse({"applied": report.applied, "unchanged": report.unchanged, "unknown": report.unknown})
+    try:
+        await request.app.state.inbox.put(body.decode())
+    except Exception:
+        return _error("the receipt could not be stored; send it again", 503)
+    return _RECEIVED
 
 
 async def whatsapp_webhook(request: Request) -> Response:

@@ -246,12 +246,12 @@ async def test_receipts_for_sending_messages(api: Api) -> None:
 async def test_receipts_settle_in_doubt_messages_put_back_to_pending(api: Api) -> None:
     """A worker died after the provider accepted a message and before recording it; the
     next run put it back to PENDING for a resend. Its receipt proves it was accepted: it
-    settles the message (no resend needed). A PENDING message that already has a provider
-    id is a RETRY_FAILED resend waiting: a late receipt of its old send changes nothing."""
+    settles the message (no resend needed). A PENDING message that has another provider
+    id stands for another send: a receipt about this one changes nothing (it is stale)."""
     pk, ids = await prepare(api, pending=2)
     await Message.filter(id=ids[1]).update(provider_message_id="wamid.OLD")
     report = await apply_receipts([r(ids[0], "delivered", T0 + 2), r(ids[1], "read", T0 + 3, ours=True)])
-    assert counts(report) == (1, 1, 0)
+    assert counts(report) == (1, 0, 0) and report.stale == 1
     assert await statuses(ids) == ["DELIVERED", "PENDING"]
     assert (await assert_consistent(pk))["delivered"] == 1
 

@@ -14,6 +14,8 @@ from starlette.routing import Route
 
 from models import Campaign, Message
 from providers.whatsapp import signature
+from services.inbox import InboxApplier, InboxWriter
+from services.receipts import ReceiptReport
 from settings import Settings
 from tests.conftest import Api, serve
 from tests.services.test_receipts import T0, assert_consistent, pid, prepare
@@ -23,13 +25,27 @@ PATH = "/webhooks/whatsapp"
 
 
 @pytest_asyncio.fixture(scope="module")
-async def hook(server: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def hook(server: str, settings: Settings, app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """The webhook endpoints alone, in an app without a lifespan (the session app has
-    initialised the ORM already; `server` migrated the database)."""
-    app = Starlette(routes=[Route(PATH, whatsapp_webhook, methods=["GET", "POST"])])
-    app.state.settings = settings
-    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
-        yield client
+    initialised the ORM already; `server` migrated the database), with an inbox writer
+    and no applier running (the session app's is stopped meanwhile): each test applies
+    what was received with `applied()`."""
+    await app.state.applier.close()
+    hooks = Starlette(routes=[Route(PATH, whatsapp_webhook, methods=["GET", "POST"])])
+    hooks.state.settings = settings
+    hooks.state.inbox = InboxWriter()
+    await hooks.state.inbox.start()
+    try:
+        async with serve(hooks) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+            yield client
+    finally:
+        await hooks.state.inbox.close()
+        await app.state.applier.start()
+
+
+async def applied() -> ReceiptReport:
+    """Apply what the inbox holds (all of it: one batch is 2,000 bodies)."""
+    return (await InboxApplier().apply_once()).report
 
 
 def meta_payload(*statuses: dict[str, Any], inbound: bool = True) -> dict[str, Any]:
@@ -160,7 +176,9 @@ async def test_meta_payload_applied(hook: httpx.AsyncClient, api: Api, settings:
     body = json.dumps(payload).encode()
     response = await post(hook, body, settings.whatsapp_app_secret)
     assert response.status_code == 200, response.text
-    assert response.json() == {"applied": 5, "unchanged": 1, "unknown": 1}
+    assert response.json() == {"received": True}  # durable in the inbox; applied next
+    report = await applied()
+    assert (report.applied, report.unchanged, report.unknown) == (5, 1, 1)
     by_id = {m.id: m for m in await Message.filter(campaign_id=pk)}
     assert [by_id[i].status for i in ids] == ["SENT", "READ", "DELIVERED", "FAILED", "SENT"]
     assert by_id[ids[0]].provider_message_id == pid(ids[0])
@@ -176,7 +194,9 @@ async def test_meta_payload_applied(hook: httpx.AsyncClient, api: Api, settings:
     }
     # Meta redelivers: the same payload again changes nothing
     again = await post(hook, body, settings.whatsapp_app_secret)
-    assert again.json() == {"applied": 0, "unchanged": 6, "unknown": 1}
+    assert again.json() == {"received": True}
+    report = await applied()
+    assert (report.applied, report.unchanged, report.unknown) == (0, 6, 1)
     assert (await Campaign.get(id=pk)).read == 1
 
 
@@ -188,4 +208,5 @@ async def test_other_objects_and_empty_payloads(hook: httpx.AsyncClient, setting
     ):
         response = await post(hook, json.dumps(payload).encode(), settings.whatsapp_app_secret)
         assert response.status_code == 200
-        assert response.json() == {"applied": 0, "unchanged": 0, "unknown": 0}
+        report = await applied()
+        assert (report.applied, report.unchanged, report.unknown) == (0, 0, 0)

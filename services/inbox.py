@@ -1,0 +1,188 @@
+"""Webhook receipts at Meta's volume: durable before the 200, applied in bulk after.
+
+Meta posts about three statuses per sent message, mostly one per POST, wants a median
+answer under 250 ms and retries for days what is not answered 2xx (docs/STACK.md). So
+the endpoint does as little as it can while holding the request:
+- `InboxWriter.put(body)` adds the signed body to the next group commit: one task
+  INSERTs every body that arrived while the previous INSERT ran, in one statement and
+  one transaction, and only then answers their requests. The inbox table is touched by
+  nobody else, so the answer never waits for a campaign's busy rows.
+- `InboxApplier` takes the oldest bodies in batches (SKIP LOCKED on PostgreSQL, so
+  several API processes share the work), applies their receipts with
+  services.receipts in the same transaction that deletes them, and tells the progress
+  publisher which campaigns moved. A crash anywhere leaves the bodies in the table,
+  applied later, exactly once (the delete commits with the application).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from providers.whatsapp import parse_status_webhook
+from services import db
+from services.receipts import ReceiptReport, apply_receipts
+
+log = logging.getLogger("campaigns.inbox")
+
+#: inbox rows applied per transaction
+APPLY_BATCH = 2000
+#: a poll now and then finds what another process (or a previous life) left
+IDLE_POLL_S = 1.0
+
+
+async def insert(bodies: list[str]) -> None:
+    """One INSERT for many bodies, in its own transaction."""
+    now = datetime.now(UTC)
+    async with db.in_transaction() as conn:
+        if db.is_postgres(conn):
+            sql = "INSERT INTO webhook_inbox (received_at, body) SELECT ?, unnest(?::text[])"
+            await db.execute(conn, sql, [now, bodies])
+        else:
+            sql = "INSERT INTO webhook_inbox (received_at, body) SELECT ?, value FROM json_each(?)"
+            await db.execute(conn, sql, [now, json.dumps(bodies)])
+
+
+class InboxWriter:
+    """Group commit of webhook bodies: `put` returns once its body is committed."""
+
+    def __init__(self, on_commit: Callable[[], None] | None = None) -> None:
+        self.on_commit = on_commit
+        self._waiting: list[tuple[str, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="inbox-writer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for _, future in self._waiting:
+            if not future.done():
+                future.set_exception(ConnectionError("the inbox writer stopped"))
+        self._waiting = []
+
+    async def put(self, body: str) -> None:
+        """Durable once this returns; raises if the commit failed (answer 5xx: Meta retries)."""
+        if self._task is None or self._task.done():
+            raise ConnectionError("the inbox writer is not running")
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((body, future))
+        self._wake.set()
+        # shielded: a client that disconnects must not cancel the commit of the others
+        await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._waiting = self._waiting, []
+            if not batch:
+                continue
+            try:
+                await insert([body for body, _ in batch])
+            except Exception as exc:
+                log.warning("committing %s webhook bodies failed: %s", len(batch), exc)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            if self.on_commit is not None:
+                self.on_commit()
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    rows: int
+    report: ReceiptReport
+
+
+class InboxApplier:
+    """Applies what the inbox holds, oldest first, until it is empty; then waits."""
+
+    def __init__(self, touched: Callable[[Iterable[int]], None] | None = None, batch: int = APPLY_BATCH) -> None:
+        self.touched = touched
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: receipts applied since start (metrics, tests)
+        self.applied = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="inbox-applier")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                taken = (await self.apply_once()).rows
+                failing = False
+            except Exception as exc:
+                if not failing:
+                    log.warning("applying webhook receipts failed (%s); retrying", exc)
+                failing = True
+                await asyncio.sleep(0.5)
+                continue
+            if taken < self.batch:
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(IDLE_POLL_S):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+
+    async def apply_once(self) -> Batch:
+        """Apply and delete one batch: how many inbox rows it took, what they did."""
+        async with db.in_transaction() as conn:
+            lock = " FOR UPDATE SKIP LOCKED" if db.is_postgres(conn) else ""
+            rows = await db.fetch(conn, f"SELECT id, body FROM webhook_inbox ORDER BY id LIMIT ?{lock}", [self.batch])
+            if not rows:
+                return Batch(0, ReceiptReport())
+            receipts = []
+            for row in rows:
+                try:
+                    receipts.extend(parse_status_webhook(json.loads(row["body"])))
+                except ValueError:
+                    log.warning("inbox row %s is not JSON; dropped", row["id"])
+            report: ReceiptReport = await apply_receipts(receipts, conn)
+            await _delete(conn, [int(r["id"]) for r in rows])
+        self.applied += report.applied
+        if self.touched is not None and report.campaign_ids:
+            self.touched(report.campaign_ids)
+        return Batch(len(rows), report)
+
+
+async def _delete(conn: BaseDBAsyncClient, ids: list[int]) -> None:
+    if db.is_postgres(conn):
+        await db.execute(conn, "DELETE FROM webhook_inbox WHERE id = ANY(?::bigint[])", [ids])
+    else:
+        await db.execute(
+            conn, "DELETE FROM webhook_inbox WHERE id IN (SELECT value FROM json_each(?))", [json.dumps(ids)]
+        )
+
+
+async def drain(applier: InboxApplier) -> None:
+    """Apply until the inbox is empty (tests, shutdown)."""
+    while (await applier.apply_once()).rows >= applier.batch:
+        pass
