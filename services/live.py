@@ -29,6 +29,7 @@ from domain.events import ProgressEvent, StatusEvent
 from jobs.keys import PROGRESS_PATTERN, STATUS_PATTERN
 from models import CampaignEvent
 from services.progress import load_progress
+from services.pubsub import listen
 
 log = logging.getLogger("campaigns.live")
 
@@ -178,31 +179,19 @@ class LiveHub:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        lost_at: float | None = None
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.psubscribe(PROGRESS_PATTERN, STATUS_PATTERN)
-                self.connected.set()
-                if lost_at is not None:
-                    self.reconnects += 1
-                    await self._resync(lost_at)
-                    lost_at = None
-                async for message in pubsub.listen():
-                    self._handle(message.get("data"))
-            except asyncio.CancelledError:
-                await pubsub.aclose()
-                raise
-            except Exception as exc:
-                if lost_at is None:
-                    lost_at = time.time()
-                    log.warning("live updates lost Redis (%s); reconnecting", exc)
-                self.connected.clear()
-                try:
-                    await pubsub.aclose()
-                except Exception:
-                    pass
-                await asyncio.sleep(self.reconnect_delay)
+        await listen(
+            self.redis,
+            [PROGRESS_PATTERN, STATUS_PATTERN],
+            lambda _channel, data: self._handle(data),
+            self.connected,
+            log,
+            on_reconnect=self._reconnected,
+            delay=self.reconnect_delay,
+        )
+
+    async def _reconnected(self, lost_at: float) -> None:
+        self.reconnects += 1
+        await self._resync(lost_at)
 
     def _handle(self, data: object) -> None:
         if not isinstance(data, bytes | str):

@@ -107,7 +107,10 @@ class ProgressPublisher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        await self.flush()  # the last numbers, so watchers end on the truth
+        try:
+            await self.flush()  # the last numbers, so watchers end on the truth
+        except Exception as exc:
+            log.warning("publishing the last progress failed: %s", exc)
 
     async def flush(self) -> None:
         ids, self._dirty = self._dirty, set()
