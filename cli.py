@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from settings import Settings
+from settings import ConfigError, Settings
 
 DEV_DIR = Path("data")
 DEV_KEY_FILE = DEV_DIR / "dev-api-key"
@@ -34,12 +34,24 @@ def _uvicorn_config(app: Any, host: str, port: int, **extra: Any) -> Any:
     )
 
 
+def _production_settings(command: str) -> Settings:
+    """The environment's settings, refused (exit 2, naming the variable) where a secret
+    is empty or the development one: only `campaigns dev` runs with those."""
+    try:
+        settings = Settings.from_env()
+        settings.check_production(command)
+    except ConfigError as exc:
+        print(f"campaigns {command}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    return settings
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from server import create_app
 
-    settings = Settings.from_env()
+    settings = _production_settings("serve")
     asyncio.run(_migrate(settings)) if args.migrate else None
     config = _uvicorn_config(create_app(settings), args.host, args.port, workers=1)
     uvicorn.Server(config).run()  # type: ignore[arg-type]
@@ -77,25 +89,26 @@ def cmd_create_workspace(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(_args: argparse.Namespace) -> None:
-    from arq.worker import Worker
     from redis.exceptions import RedisError
 
-    from jobs.worker import worker_settings
+    from jobs.worker import CampaignWorker, worker_settings
     from web.observability import configure_logging
 
-    settings = Settings.from_env()
+    settings = _production_settings("worker")
     if settings.redis_url is None:
         sys.exit("campaigns worker: set REDIS_URL (the worker takes its jobs from Redis)")
     configure_logging(settings.log_level)
     log = logging.getLogger("campaigns.worker")
     while True:
         try:
-            Worker(**worker_settings(settings)).run()  # handles SIGINT/SIGTERM gracefully
+            # SIGTERM/SIGINT drain the runs (jobs/worker.py); a Redis outage while
+            # running pauses the poll loop instead of ending it
+            CampaignWorker(**worker_settings(settings)).run()
             return
         except (RedisError, OSError) as exc:
-            # arq's loop ends when Redis goes away; the database holds the truth, so
+            # Redis was away when the worker started: the database holds the truth, so
             # start again and let the sweep pick up what was running.
-            log.error("worker lost Redis (%s); starting again in 2 s", exc)
+            log.error("worker cannot reach Redis (%s); starting again in 2 s", exc)
             time.sleep(2)
 
 
@@ -174,10 +187,9 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 async def _dev(settings: Settings, host: str, port: int, args: argparse.Namespace) -> None:
     import uvicorn
-    from arq.worker import Worker
     from starlette.routing import Mount
 
-    from jobs.worker import worker_settings
+    from jobs.worker import CampaignWorker, worker_settings
     from server import create_app
     from simulator.app import create_simulator_app
 
@@ -213,7 +225,9 @@ async def _dev(settings: Settings, host: str, port: int, args: argparse.Namespac
     )
     server = uvicorn.Server(_uvicorn_config(app, host, port))
     # SQLite has one writer: API, worker and simulator share this loop and connection.
-    worker = Worker(**worker_settings(settings, handle_signals=False))
+    worker = CampaignWorker(**worker_settings(settings, handle_signals=False))
+    # uvicorn takes the signals: the runs drain before the app closes the ORM under them
+    app.state.before_shutdown.append(lambda: worker.drain(settings.worker_drain_timeout_s))
     if simulator is not None:
         await simulator.start()
     worker_task = asyncio.create_task(worker.async_run())

@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from arq import create_pool
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,13 +23,14 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
-from jobs.effects import LifecycleEffects, redis_settings
-from providers.whatsapp import WhatsAppProvider
+from jobs.effects import LifecycleEffects, lazy_redis
+from providers.whatsapp import provider_from
 from schema.app import schema
 from schema.broadcast import Broadcaster
 from schema.context import Context
 from schema.ws_handlers import LegacyWSHandler, TransportWSHandler
 from services.auth import authenticate, bearer_token
+from services.inbox import InboxApplier, InboxWriter
 from services.live import LiveHub
 from services.progress import ProgressPublisher
 from settings import Settings
@@ -127,32 +127,35 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         if manage_logging:
             configure_logging(settings.log_level)
         app.state.settings = settings
-        # One pool for readiness checks, job enqueueing and control messages.
-        app.state.redis = await create_pool(redis_settings(settings.redis_url)) if settings.redis_url else None
+        # One pool for readiness checks, job enqueueing and control messages. It connects
+        # lazily: the API starts, and stays up, while Redis is down (/readyz says so).
+        app.state.redis = lazy_redis(settings.redis_url) if settings.redis_url else None
         app.state.publisher = ProgressPublisher(app.state.redis) if app.state.redis is not None else None
-        app.state.effects = LifecycleEffects(app.state.redis, app.state.publisher) if app.state.redis else None
+        app.state.effects = LifecycleEffects(app.state.redis, app.state.publisher)
         # sendTestMessage's provider: few calls, so a small connection pool
-        app.state.provider = WhatsAppProvider(
-            settings.provider_base_url(),
-            settings.whatsapp_api_version,
-            settings.whatsapp_phone_number_id,
-            settings.whatsapp_access_token,
-            concurrency=10,
-            honours_idempotency=settings.whatsapp_idempotency,
-        )
+        app.state.provider = provider_from(settings, concurrency=10)
         async with RegisterTortoise(app, config=settings.tortoise_config()):
+            publisher = app.state.publisher
+            app.state.applier = InboxApplier(publisher.touched if publisher is not None else None)
+            app.state.inbox = InboxWriter(on_commit=app.state.applier.wake)
+            await app.state.inbox.start()
+            await app.state.applier.start()
             # ONE Redis subscription per process, fanned out to every GraphQL subscriber
             app.state.hub = LiveHub(app.state.redis) if app.state.redis is not None else None
             app.state.broadcaster = Broadcaster(app.state.hub, schema) if app.state.hub is not None else None
-            if app.state.publisher is not None:
-                await app.state.publisher.start()
+            if publisher is not None:
+                await publisher.start()
                 await app.state.hub.start()
             try:
                 yield {}
             finally:
-                if app.state.publisher is not None:
+                for hook in app.state.before_shutdown:  # e.g. `campaigns dev` drains its worker
+                    await hook()
+                await app.state.inbox.close()
+                await app.state.applier.close()
+                if publisher is not None:
                     await app.state.hub.close()
-                    await app.state.publisher.close()
+                    await publisher.close()
                 await app.state.provider.close()
                 if app.state.redis is not None:
                     await app.state.redis.aclose()
@@ -175,4 +178,6 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         middleware=[Middleware(ObservabilityMiddleware), Middleware(ApiKeyMiddleware)],
     )
     app.state.settings = settings
+    #: awaited first at shutdown, while the ORM and Redis are still open
+    app.state.before_shutdown = []
     return app

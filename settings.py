@@ -7,27 +7,48 @@
 | ALLOWED_ORIGINS | (empty) | comma-separated origins allowed for cross-origin WebSockets and CORS |
 | LOG_LEVEL | INFO | Python log level of the JSON logs |
 | MAX_IMPORT_BYTES | 268435456 | largest CSV upload accepted (bytes) |
-| WHATSAPP_API_BASE | (simulator) | base URL of the WhatsApp Cloud API |
-| WHATSAPP_ACCESS_TOKEN | dev-token | Bearer token for the Cloud API |
+| WHATSAPP_API_BASE | https://graph.facebook.com | base URL of the Cloud API, without the version |
+| WHATSAPP_ACCESS_TOKEN | dev-token | Bearer token for the Cloud API (`serve`/`worker` refuse the dev value) |
 | WHATSAPP_PHONE_NUMBER_ID | 100000000000001 | sender phone number id |
-| WHATSAPP_APP_SECRET | dev-app-secret | key of X-Hub-Signature-256 on webhooks |
-| WHATSAPP_VERIFY_TOKEN | dev-verify-token | webhook verification handshake token |
-| WHATSAPP_API_VERSION | v21.0 | Graph API version in the send URL |
-| WHATSAPP_IDEMPOTENCY | true | whether the provider honours Idempotency-Key (resend in-doubt messages) |
+| WHATSAPP_APP_SECRET | dev-app-secret | key of X-Hub-Signature-256 on webhooks (`serve` refuses the dev value) |
+| WHATSAPP_VERIFY_TOKEN | dev-verify-token | webhook verification handshake token (`serve` refuses the dev value) |
+| WHATSAPP_API_VERSION | v26.0 | Graph API version in the send URL |
+| WHATSAPP_IDEMPOTENCY | false | the provider honours Idempotency-Key (the Cloud API does not) |
 | WHATSAPP_RATE_LIMIT | 1000 | messages per second of the sender number, shared by all workers |
+| WHATSAPP_TIMEOUT_S | 15 | seconds a send may take before its answer counts as lost |
 | WORKER_CONCURRENCY | 200 | provider calls in flight per campaign run |
 | WORKER_MAX_CAMPAIGNS | 10 | campaigns one worker process sends at once |
 | WORKER_MAX_ATTEMPTS | 5 | provider calls per message before a transient error fails it |
+| WORKER_LEASE_TTL_S | 15 | a dead worker's campaign is taken over after this long |
+| WORKER_DRAIN_TIMEOUT_S | 20 | on SIGTERM, how long a worker waits for its calls in flight |
+| RECONCILE_WINDOW_S | 600 | how long an in-doubt message waits for its status webhook |
+| IN_DOUBT_POLICY | resend | `resend` or `fail`: what happens to it after the window |
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
+
+from domain.sending import InDoubtPolicy
 
 DEFAULT_DATABASE_URL = "sqlite://data/campaigns.sqlite3"
+GRAPH_API_URL = "https://graph.facebook.com"
 SIMULATOR_URL = "http://127.0.0.1:9000"
+#: a version segment at the end of a base URL ("…/v21.0")
+_VERSION = re.compile(r"/(v\d+\.\d+)/?$")
+
+
+class ConfigError(ValueError):
+    """A setting that must not be used as it is; `variable` names it."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
 
 
 def _sqlite_url(url: str) -> str:
@@ -41,8 +62,18 @@ def _sqlite_url(url: str) -> str:
     return f"{url}?busy_timeout=15000&synchronous=NORMAL"
 
 
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in text.split(",") if o.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
+    """Each field's default is the default; `from_env` reads the upper-cased name."""
+
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
@@ -53,40 +84,69 @@ class Settings:
     whatsapp_phone_number_id: str = "100000000000001"
     whatsapp_app_secret: str = "dev-app-secret"
     whatsapp_verify_token: str = "dev-verify-token"
-    whatsapp_api_version: str = "v21.0"
-    whatsapp_idempotency: bool = True
+    whatsapp_api_version: str = "v26.0"
+    whatsapp_idempotency: bool = False
     whatsapp_rate_limit: int = 1000
+    whatsapp_timeout_s: float = 15.0
     worker_concurrency: int = 200
     worker_max_campaigns: int = 10
     worker_max_attempts: int = 5
+    worker_lease_ttl_s: float = 15.0
+    worker_drain_timeout_s: float = 20.0
+    reconcile_window_s: float = 600.0
+    in_doubt_policy: InDoubtPolicy = InDoubtPolicy.RESEND
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-        origins = tuple(o.strip() for o in e.get("ALLOWED_ORIGINS", "").split(",") if o.strip())
-        return cls(
-            database_url=e.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
-            redis_url=e.get("REDIS_URL") or None,
-            allowed_origins=origins,
-            log_level=e.get("LOG_LEVEL", "INFO").upper(),
-            max_import_bytes=int(e.get("MAX_IMPORT_BYTES", str(256 * 1024 * 1024))),
-            whatsapp_api_base=e.get("WHATSAPP_API_BASE") or None,
-            whatsapp_access_token=e.get("WHATSAPP_ACCESS_TOKEN", "dev-token"),
-            whatsapp_phone_number_id=e.get("WHATSAPP_PHONE_NUMBER_ID", "100000000000001"),
-            whatsapp_app_secret=e.get("WHATSAPP_APP_SECRET", "dev-app-secret"),
-            whatsapp_verify_token=e.get("WHATSAPP_VERIFY_TOKEN", "dev-verify-token"),
-            whatsapp_api_version=e.get("WHATSAPP_API_VERSION", "v21.0"),
-            whatsapp_idempotency=e.get("WHATSAPP_IDEMPOTENCY", "true").lower() in ("1", "true", "yes"),
-            whatsapp_rate_limit=int(e.get("WHATSAPP_RATE_LIMIT", "1000")),
-            worker_concurrency=int(e.get("WORKER_CONCURRENCY", "200")),
-            worker_max_campaigns=int(e.get("WORKER_MAX_CAMPAIGNS", "10")),
-            worker_max_attempts=int(e.get("WORKER_MAX_ATTEMPTS", "5")),
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = source.get(f.name.upper())
+            if raw is None or (raw == "" and f.name in _EMPTY_IS_UNSET):
+                continue
+            try:
+                values[f.name] = _PARSE.get(f.name, _BY_TYPE[str(f.type)])(raw)
+            except ValueError as exc:
+                raise ConfigError(f.name.upper(), f"cannot use {raw!r}: {exc}") from None
+        return cls(**values)
 
     def provider_base_url(self) -> str:
-        """Where provider calls go: the Cloud API, or the simulator (`campaigns
-        simulator` listens on 127.0.0.1:9000 by default; `campaigns dev` mounts it)."""
-        return self.whatsapp_api_base or SIMULATOR_URL
+        """Where provider calls go, without the version: the Cloud API unless
+        WHATSAPP_API_BASE says otherwise (`campaigns dev` points it at its simulator)."""
+        return self.provider_endpoint()[0]
+
+    def provider_endpoint(self) -> tuple[str, str]:
+        """(base URL, API version), the version given once: a base that ends with one
+        (as Meta's examples write it) is taken apart, and a different
+        WHATSAPP_API_VERSION is refused instead of building `/v21.0/v26.0/…`."""
+        base = (self.whatsapp_api_base or GRAPH_API_URL).rstrip("/")
+        found = _VERSION.search(base)
+        if found is None:
+            return base, self.whatsapp_api_version
+        if found.group(1) != self.whatsapp_api_version:
+            raise ConfigError(
+                "WHATSAPP_API_BASE",
+                f"ends with the version {found.group(1)} while WHATSAPP_API_VERSION is "
+                f"{self.whatsapp_api_version}; give the base URL without a version",
+            )
+        return base[: found.start()], self.whatsapp_api_version
+
+    def check_production(self, command: str) -> None:
+        """`serve` and `worker` refuse secrets that are empty or the development ones
+        (only `campaigns dev` runs with those); raises ConfigError naming the variable."""
+        needed = {"worker": ("whatsapp_access_token",)}.get(
+            command, ("whatsapp_access_token", "whatsapp_app_secret", "whatsapp_verify_token")
+        )
+        for name in needed:
+            value = getattr(self, name)
+            variable = name.upper()
+            if not value.strip():
+                raise ConfigError(variable, f"is empty; campaigns {command} needs it")
+            if value == getattr(DEVELOPMENT, name):
+                raise ConfigError(
+                    variable, "is the development value; set a real one (only `campaigns dev` runs with it)"
+                )
+        self.provider_endpoint()
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,6 +167,22 @@ class Settings:
             "use_tz": True,
             "timezone": "UTC",
         }
+
+
+#: the defaults, which are development values for the secrets
+DEVELOPMENT = Settings()
+#: set to the empty string, these mean "not set" (a compose file's `${X:-}`)
+_EMPTY_IS_UNSET = frozenset({"database_url", "redis_url", "whatsapp_api_base"})
+_BY_TYPE: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "str | None": lambda text: text or None,
+    "int": int,
+    "float": float,
+    "bool": _bool,
+    "tuple[str, ...]": _origins,
+    "InDoubtPolicy": lambda text: InDoubtPolicy(text.strip().lower()),
+}
+_PARSE: dict[str, Callable[[str], Any]] = {"log_level": lambda text: text.upper()}
 
 
 def __getattr__(name: str) -> object:

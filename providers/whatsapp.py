@@ -5,9 +5,10 @@ instance (keep-alive, a connector limit equal to the concurrency: httpx collapse
 this load, see STACK.md). It never raises for provider or network errors: every
 answer becomes a `SendResult`.
 
-The wire-format helpers (`signature`, `verify_signature`, `parse_status_webhook`) are
-shared by the webhook endpoint and anything that must speak the same format (the
-simulator, tests).
+The wire-format helpers (`signature`, `verify_signature`, `parse_status_webhook`) serve
+the webhook endpoint and the tests. The simulator writes the same format on its own
+(simulator/wire.py), on purpose: each side is tested against the other, so a mistake
+in one is not silently shared by both.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from domain.sending import (
     classify,
     parse_callback_data,
 )
+from settings import Settings
 
 __all__ = [
     "WhatsAppProvider",
     "build_payload",
     "parse_status_webhook",
+    "provider_from",
     "signature",
     "verify_signature",
 ]
@@ -54,7 +57,7 @@ def build_payload(request: SendRequest) -> dict[str, Any]:
     if request.key is None:
         # campaign messages only: a receipt finds its message even before the provider
         # id is stored (test messages have no row in `message` to find)
-        payload["biz_opaque_callback_data"] = callback_data(request.campaign_id, request.message_id)
+        payload["biz_opaque_callback_data"] = callback_data(request.campaign_id, request.message_id, request.send_round)
     if request.template_name:
         template: dict[str, Any] = {
             "name": request.template_name,
@@ -122,7 +125,15 @@ def _result(status: int, raw: bytes, retry_after: str | None) -> SendResult:
             retry_after=wait,
         )
     text = raw[:200].decode("utf-8", "replace") or None
-    return SendResult(classify(None, status), error_code=f"http_{status}", error_message=text, retry_after=wait)
+    # A 5xx without the Graph API's error envelope came from something in front of it
+    # (a proxy, a gateway timing out): the request may have been sent on and taken.
+    return SendResult(
+        classify(None, status),
+        error_code=f"http_{status}",
+        error_message=text,
+        retry_after=wait,
+        ambiguous=status >= 500,
+    )
 
 
 class WhatsAppProvider:
@@ -131,7 +142,7 @@ class WhatsAppProvider:
     def __init__(
         self,
         base_url: str,
-        api_version: str = "v21.0",
+        api_version: str = "v26.0",
         phone_number_id: str = "",
         access_token: str = "",
         *,
@@ -199,7 +210,9 @@ def signature(app_secret: str, body: bytes) -> str:
 
 
 def verify_signature(app_secret: str, body: bytes, header: str | None) -> bool:
-    if not header or not header.startswith("sha256="):
+    """Whether `header` signs `body` with `app_secret`. An empty secret verifies
+    nothing: anyone can compute an HMAC keyed with the empty string."""
+    if not app_secret or not header or not header.startswith("sha256="):
         return False
     return hmac.compare_digest(signature(app_secret, body), header.strip())
 
@@ -251,10 +264,25 @@ def parse_status_webhook(payload: Any) -> list[Receipt]:
                 provider_message_id=provider_id,
                 status=state.lower(),
                 timestamp=_int(status.get("timestamp")),
-                message_id=ours[1] if ours else None,
+                message_id=ours.message_id if ours else None,
+                send_round=ours.send_round if ours else None,
                 error_code=code,
                 error_message=message,
                 extra=extra,
             )
         )
     return receipts
+
+
+def provider_from(settings: Settings, concurrency: int) -> WhatsAppProvider:
+    """The provider `settings` describe (base URL and version given once)."""
+    base, version = settings.provider_endpoint()
+    return WhatsAppProvider(
+        base,
+        version,
+        settings.whatsapp_phone_number_id,
+        settings.whatsapp_access_token,
+        concurrency=concurrency,
+        timeout_s=settings.whatsapp_timeout_s,
+        honours_idempotency=settings.whatsapp_idempotency,
+    )

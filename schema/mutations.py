@@ -16,6 +16,7 @@ from strawberry.scalars import JSON
 import models
 from domain.errors import DomainError, InvalidTransition, ValidationFailed
 from domain.ids import expect_id, to_global_id
+from domain.lease import StopConfirmation
 from domain.lifecycle import Action
 from schema.context import Context
 from schema.errors import UserError
@@ -24,7 +25,7 @@ from services import campaigns as campaign_service
 from services import recipients as recipient_service
 from services.auth import Principal
 from services.test_messages import send_test_message
-from services.transitions import apply_action
+from services.transitions import Applied, apply_action
 
 Info = strawberry.Info[Context, None]
 
@@ -35,6 +36,15 @@ Info = strawberry.Info[Context, None]
 class CampaignPayload:
     campaign: Campaign | None
     user_errors: list[UserError]
+    worker_acknowledged: bool | None = strawberry.field(
+        default=None,
+        description=(
+            "pauseCampaign and cancelCampaign of a campaign a worker was sending: true when that worker "
+            "confirmed it starts no new provider call; false when none answered in time, and the mutation "
+            "waited out the worker's lease proof instead (no new call starts either way once it returns). "
+            "Null when no worker was sending, and for other mutations."
+        ),
+    )
 
 
 @strawberry.type
@@ -123,17 +133,26 @@ def _given(data: Any) -> dict[str, Any]:
     return {camel: getattr(data, attr) for attr, camel in _CAMEL.items() if getattr(data, attr) is not strawberry.UNSET}
 
 
+_ACKNOWLEDGED = {StopConfirmation.ACKNOWLEDGED: True, StopConfirmation.LEASE_PROOF: False}
+
+
 async def _campaign_op(
     info: Info,
     gid: str,
-    op: Callable[[Principal, int], Awaitable[models.Campaign]],
+    op: Callable[[Principal, int], Awaitable[models.Campaign | Applied]],
     rename: dict[str, list[str]] | None = None,
 ) -> CampaignPayload:
     principal = info.context.require()
     pk = 0
     try:
         pk = expect_id(gid, "Campaign")
-        return CampaignPayload(campaign=Campaign.of(await op(principal, pk)), user_errors=[])
+        done = await op(principal, pk)
+        if isinstance(done, Applied):
+            acknowledged = _ACKNOWLEDGED.get(done.stop) if done.stop is not None else None
+            return CampaignPayload(
+                campaign=Campaign.of(done.campaign), user_errors=[], worker_acknowledged=acknowledged
+            )
+        return CampaignPayload(campaign=Campaign.of(done), user_errors=[])
     except DomainError as error:
         current = None
         if isinstance(error, InvalidTransition):
@@ -143,8 +162,8 @@ async def _campaign_op(
 
 def _transition(
     info: Info, action: Action, *, reason: str | None = None, scheduled_at: datetime | None = None
-) -> Callable[[Principal, int], Awaitable[models.Campaign]]:
-    async def op(principal: Principal, pk: int) -> models.Campaign:
+) -> Callable[[Principal, int], Awaitable[Applied]]:
+    async def op(principal: Principal, pk: int) -> Applied:
         return await apply_action(
             principal,
             pk,

@@ -32,6 +32,15 @@ from tests.conftest import _recreate_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 CAMPAIGN_FIELDS = "id status statusReason stats { total pending sent delivered read failed cancelled }"
+#: `campaigns serve` and `worker` refuse the development secrets: the stack has its own,
+#: and the simulator is told the same ones
+SECRETS = {
+    "WHATSAPP_ACCESS_TOKEN": "e2e-access-token",
+    "WHATSAPP_APP_SECRET": "e2e-app-secret",
+    "WHATSAPP_VERIFY_TOKEN": "e2e-verify-token",
+    "SIMULATOR_ACCESS_TOKEN": "e2e-access-token",
+    "SIMULATOR_APP_SECRET": "e2e-app-secret",
+}
 
 
 def _free_port() -> int:
@@ -254,11 +263,14 @@ def stack_processes() -> Iterator[Stack]:
     redis_url = redis_server.url
     api_port, sim_port = _free_port(), _free_port()
     api, sim = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}"
-    env = dict(os.environ) | {
+    env = dict(os.environ) | SECRETS | {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "WHATSAPP_API_BASE": sim,
         "WORKER_MAX_ATTEMPTS": "2",
+        "WORKER_LEASE_TTL_S": "5",
+        "RECONCILE_WINDOW_S": "3",
+        "SIMULATOR_LATE_PROBABILITY": "0",
         "LOG_LEVEL": "INFO",
         "SIMULATOR_SEED": "7",
         "SIMULATOR_WEBHOOK_URL": f"{api}/webhooks/whatsapp",

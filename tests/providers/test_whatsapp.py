@@ -110,7 +110,7 @@ async def test_text_message_request_format(cloud: CloudApi, provider: WhatsAppPr
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": "14155550001",
-        "biz_opaque_callback_data": "c7:m42",
+        "biz_opaque_callback_data": "c7:m42:r0",
         "type": "text",
         "text": {"body": "Hi Ann, 20% off today.", "preview_url": False},
     }
@@ -130,7 +130,7 @@ async def test_template_request_format(cloud: CloudApi, provider: WhatsAppProvid
             {"type": "body", "parameters": [{"type": "text", "text": "Ann"}, {"type": "text", "text": "20%"}]}
         ],
     }
-    assert body["biz_opaque_callback_data"] == "c7:m43" and body["to"] == "14155550001"
+    assert body["biz_opaque_callback_data"] == "c7:m43:r0" and body["to"] == "14155550001"
     # no parameters: no components
     await provider.send(req(template_name="hello_world", template_language="en_US"))
     assert cloud.requests[-1]["body"]["template"] == {"name": "hello_world", "language": {"code": "en_US"}}
@@ -164,9 +164,11 @@ async def test_template_request_format(cloud: CloudApi, provider: WhatsAppProvid
                 error_message="Invalid OAuth access token - Cannot parse access token",
             ),
         ),
+        # a 5xx without the Graph error envelope came from a proxy or gateway: the request
+        # may have been passed on and taken
         (
             "+14155550503",
-            SendResult(Outcome.TRANSIENT, error_code="http_503", error_message="upstream unavailable"),
+            SendResult(Outcome.TRANSIENT, error_code="http_503", error_message="upstream unavailable", ambiguous=True),
         ),
         (
             "+14155550500",
@@ -289,7 +291,7 @@ def test_parse_status_webhook() -> None:
                                     "status": "delivered",
                                     "timestamp": "1750263773",
                                     "recipient_id": "14155550001",
-                                    "biz_opaque_callback_data": "c7:m42",
+                                    "biz_opaque_callback_data": "c7:m42:r0",
                                     "pricing": {"billable": True, "category": "marketing"},
                                 },
                                 {
