@@ -8,6 +8,7 @@ in-process test or benchmark reads `app.state.simulator.ledger` directly.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -55,6 +56,10 @@ class SendEndpoint:
         if answer.headers:
             headers.extend((k.lower().encode(), v.encode()) for k, v in answer.headers.items())
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        if answer.lost:
+            # Returning before the body makes uvicorn close the connection: the client
+            # has a status line and no answer, as when a network drops mid-response.
+            return
         await send({"type": "http.response.body", "body": answer.body})
 
 
@@ -84,9 +89,18 @@ class FastSend:
         await self.app(scope, receive, send)
 
 
+class _QuietLostAnswers(logging.Filter):
+    """uvicorn logs an ERROR for every response left incomplete: here that is the point."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing response" not in record.getMessage()
+
+
 def create_simulator_app(config: SimulatorConfig | None = None) -> Starlette:
     """A WhatsApp Cloud API simulator; `None` uses the defaults (`SimulatorConfig()`)."""
     simulator = Simulator(config or SimulatorConfig())
+    if simulator.config.lost_answer_probability > 0:
+        logging.getLogger("uvicorn.error").addFilter(_QuietLostAnswers())
 
     async def ledger(request: Request) -> Response:
         return _json(simulator.ledger.to_json())

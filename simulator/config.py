@@ -3,6 +3,14 @@
 One frozen value: the same config and seed give the same outcome for every message, so a
 benchmark can be re-run and compared, and a test can name the exact failures it expects.
 
+The defaults behave as Meta's Cloud API does (docs/STACK.md): no idempotency key is
+honoured (a repeated request is a second message), every accepted message gets a
+`sent` status, each status comes in a POST of its own, some late, some twice, some out
+of order, and a webhook answered non-2xx is retried with backoff for days. Options
+turn on what Meta does not do (honouring Idempotency-Key, batching statuses) and
+faults to test against (answers lost after acceptance, answers slower than the
+client waits).
+
 | variable (prefix SIMULATOR_) | field | example |
 |---|---|---|
 | SEED | seed | 1 |
@@ -18,8 +26,13 @@ benchmark can be re-run and compared, and a test can name the exact failures it 
 | DUPLICATE_WEBHOOK_PROBABILITY / OUT_OF_ORDER_PROBABILITY | ... | 0.02 |
 | WEBHOOK_URL | webhook_url | http://127.0.0.1:8000/webhooks/whatsapp |
 | APP_SECRET | app_secret | dev-app-secret |
-| HONOUR_IDEMPOTENCY | honour_idempotency | true |
-| WEBHOOK_BATCH_SIZE / WEBHOOK_FLUSH_MS | ... | 100 / 100 |
+| HONOUR_IDEMPOTENCY | honour_idempotency | false (Meta honours none) |
+| WEBHOOK_BATCH_SIZE / WEBHOOK_FLUSH_MS | ... | 1 / 20 (Meta: mostly one status per POST) |
+| WEBHOOK_MAX_ATTEMPTS / WEBHOOK_RETRY_BASE_MS / WEBHOOK_RETRY_MAX_MS | ... | 10000 / 500 / 60000 |
+| WEBHOOK_RETRY_FOR_S | webhook_retry_for_s | 604800 (Meta retries for 7 days) |
+| LATE_PROBABILITY / LATE_DELAY_MS | ... | 0.01 / 5000-30000 |
+| LOST_ANSWER_PROBABILITY | lost_answer_probability | 0.05 (accepted, then the connection drops) |
+| SLOW_ANSWER_PROBABILITY / SLOW_ANSWER_MS | ... | 0.05 / 20000 (accepted, answered after the client gave up) |
 """
 
 from __future__ import annotations
@@ -56,7 +69,7 @@ class SimulatorConfig:
     display_phone_number: str = "15550000001"
     waba_id: str = "200000000000001"
     #: the version the docs show; any version path segment is accepted
-    api_version: str = "v21.0"
+    api_version: str = "v26.0"
     #: mean answer latency; 0 answers without sleeping at all
     latency_mean_ms: float = 0.0
     #: lognormal sigma of the latency; the default gives p99 about 3x the mean, 0 is constant
@@ -79,25 +92,38 @@ class SimulatorConfig:
     duplicate_webhook_probability: float = 0.02
     #: a read message whose `read` webhook is posted before its `delivered` one
     out_of_order_probability: float = 0.02
+    #: a message whose statuses all come late, by a draw from `late_delay_ms`
+    late_probability: float = 0.01
+    late_delay_ms: tuple[float, float] = (5000.0, 30000.0)
+    #: an accepted send whose answer is lost: the connection drops before the body
+    lost_answer_probability: float = 0.0
+    #: an accepted send answered only after `slow_answer_ms` (beyond the client's timeout)
+    slow_answer_probability: float = 0.0
+    slow_answer_ms: float = 20000.0
     #: None: no webhooks are scheduled (the ledger still records each message's fate)
     webhook_url: str | None = None
     app_secret: str = "dev-app-secret"
-    honour_idempotency: bool = True
-    webhook_batch_size: int = 100
-    webhook_flush_ms: float = 100.0
-    #: attempts per webhook POST before the batch is dropped (and counted)
-    webhook_max_attempts: int = 5
-    webhook_retry_base_ms: float = 200.0
+    #: Meta honours no Idempotency-Key; on, a repeated key replays the first answer
+    honour_idempotency: bool = False
+    #: statuses per POST (Meta: mostly one; batches of up to 1,000 are possible)
+    webhook_batch_size: int = 1
+    webhook_flush_ms: float = 20.0
+    #: attempts per webhook POST before it is dropped (and counted), and for how long
+    webhook_max_attempts: int = 10_000
+    webhook_retry_for_s: float = 7 * 24 * 3600.0
+    #: backoff between attempts: doubling from the base, capped
+    webhook_retry_base_ms: float = 500.0
+    webhook_retry_max_ms: float = 60_000.0
     webhook_timeout_s: float = 10.0
     #: webhook POSTs in flight at once
-    webhook_concurrency: int = 8
+    webhook_concurrency: int = 32
 
     def __post_init__(self) -> None:
         # Frozen dataclass: normalise through object.__setattr__; read-only mappings keep
         # the value immutable even though dicts were passed in.
         object.__setattr__(self, "error_mix", _frozen_mix(self.error_mix))
         object.__setattr__(self, "later_failure_mix", _frozen_mix(self.later_failure_mix))
-        for name in ("sent_delay_ms", "delivered_delay_ms", "read_delay_ms"):
+        for name in ("sent_delay_ms", "delivered_delay_ms", "read_delay_ms", "late_delay_ms"):
             low, high = (float(v) for v in getattr(self, name))
             if not 0.0 <= low <= high:
                 raise ValueError(f"{name} must be (min, max) with 0 <= min <= max, got {(low, high)}")
@@ -107,9 +133,14 @@ class SimulatorConfig:
             "read_probability",
             "duplicate_webhook_probability",
             "out_of_order_probability",
+            "late_probability",
+            "lost_answer_probability",
+            "slow_answer_probability",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
+        if self.lost_answer_probability + self.slow_answer_probability > 1.0:
+            raise ValueError("lost_answer_probability + slow_answer_probability must be at most 1")
         if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
             raise ValueError("rate_limit_per_second must be positive or None")
         if self.webhook_batch_size < 1 or self.webhook_max_attempts < 1 or self.webhook_concurrency < 1:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from simulator.config import SimulatorConfig
-from simulator.fate import Fate, decide
+from simulator.fate import LOST, SLOW, Fate, decide
 from simulator.ledger import Ledger, SendRecord
 from simulator.webhooks import WebhookDispatcher
 from simulator.wire import (
@@ -44,6 +44,8 @@ class Answer:
     #: the send, when accepted: what the idempotency cache keeps (the ledger holds it
     #: anyway, so a million keys do not also hold a million answer bodies)
     record: SendRecord | None = None
+    #: accepted, but the connection drops before the answer's body (the client cannot tell)
+    lost: bool = False
 
 
 def _replay(entry: Answer | SendRecord) -> Answer:
@@ -207,8 +209,15 @@ class Simulator:
         attempt = self._attempts.get(key, 0)
         fate = decide(self.config, key, attempt, plan=self.webhooks.url is not None)
         code = fate.error
+        latency = fate.latency_s
         if code is None:
             answer = self._accept(key, message, fate)
+            if fate.answer == LOST:
+                answer.lost = True
+                self.ledger.answers_lost += 1
+            elif fate.answer == SLOW:
+                latency = self.config.slow_answer_ms / 1000.0
+                self.ledger.answers_slow += 1
         else:
             transient = is_transient(code)
             self.ledger.record_error(code, message.campaign_id, message.message_id, transient)
@@ -216,7 +225,7 @@ class Simulator:
         if not (cache and answer.cacheable):
             # Not replayed, so the key can come again: its next attempt draws a new fate.
             self._attempts[key] = attempt + 1
-        return answer, fate.latency_s
+        return answer, latency
 
     def _accept(self, key: str, message: SendMessage, fate: Fate) -> Answer:
         now = time.time()

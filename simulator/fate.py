@@ -35,6 +35,10 @@ class PlannedStatus(NamedTuple):
     duplicate: bool = False
 
 
+#: how an accepted send is answered
+ANSWERED, LOST, SLOW = "answered", "lost", "slow"
+
+
 @dataclass(slots=True)
 class Fate:
     """The outcome of one attempt: an immediate error, or acceptance and later statuses."""
@@ -49,6 +53,9 @@ class Fate:
     later_failure: str | None
     duplicated: bool
     out_of_order: bool
+    #: ANSWERED, LOST (the connection drops) or SLOW (answered after the client gave up)
+    answer: str = ANSWERED
+    late: bool = False
 
 
 def attempt_seed(seed: int, key: str, attempt: int) -> str:
@@ -87,11 +94,15 @@ def decide(config: SimulatorConfig, key: str, attempt: int, plan: bool = True) -
     if error is not None:
         return Fate(wamid, latency, error, (), None, None, False, False)
 
+    # Answer faults and lateness draw from streams of their own, so turning them on
+    # changes no other decision of the same seed.
+    answer = _answer(config, random.Random(attempt_seed(config.seed, key, attempt) + "/answer"))
     later_failure = _pick(config.later_failure_mix, rng.random()) if config.later_failure_mix else None
     delivered = rng.random() < config.delivered_probability
     read = rng.random() < config.read_probability
     if not plan:
-        return Fate(wamid, latency, None, (), _final(later_failure, delivered, read), later_failure, False, False)
+        final = _final(later_failure, delivered, read)
+        return Fate(wamid, latency, None, (), final, later_failure, False, False, answer)
     sent_at = _between(rng, config.sent_delay_ms)
     delivered_at = max(sent_at, _between(rng, config.delivered_delay_ms))
     read_at = delivered_at + _between(rng, config.read_delay_ms)
@@ -129,8 +140,22 @@ def decide(config: SimulatorConfig, key: str, attempt: int, plan: bool = True) -
             else s
             for s in planned
         ]
+    late_rng = random.Random(attempt_seed(config.seed, key, attempt) + "/late")
+    late = bool(planned) and late_rng.random() < config.late_probability
+    if late:
+        extra = _between(late_rng, config.late_delay_ms)
+        planned = [s._replace(post_s=s.post_s + extra) for s in planned]
     planned.sort(key=lambda s: s.post_s)
-    return Fate(wamid, latency, None, tuple(planned), final, later_failure, duplicated, out_of_order)
+    return Fate(wamid, latency, None, tuple(planned), final, later_failure, duplicated, out_of_order, answer, late)
+
+
+def _answer(config: SimulatorConfig, rng: random.Random) -> str:
+    u = rng.random()
+    if u < config.lost_answer_probability:
+        return LOST
+    if u < config.lost_answer_probability + config.slow_answer_probability:
+        return SLOW
+    return ANSWERED
 
 
 def _final(later_failure: str | None, delivered: bool, read: bool) -> str:

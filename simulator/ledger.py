@@ -100,6 +100,9 @@ class Ledger:
         self.accepted = 0
         self.replays = 0
         self.rate_limited = 0
+        #: accepted sends whose answer was lost on purpose, or given after the client's timeout
+        self.answers_lost = 0
+        self.answers_slow = 0
         self.immediate_errors: Counter[str] = Counter()
         self.later_failures: Counter[str] = Counter()
         self.statuses_scheduled: Counter[str] = Counter()
@@ -176,6 +179,8 @@ class Ledger:
             "accepted": self.accepted,
             "replays": self.replays,
             "rate_limited": self.rate_limited,
+            "answers_lost": self.answers_lost,
+            "answers_slow": self.answers_slow,
             "immediate_errors": dict(self.immediate_errors),
             "later_failures": dict(self.later_failures),
             "statuses_scheduled": {kind: self.statuses_scheduled[kind] for kind in STATUS_KINDS},

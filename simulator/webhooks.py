@@ -1,9 +1,14 @@
-"""Status webhooks: scheduled per message, posted in signed batches, retried, counted.
+"""Status webhooks: scheduled per message, posted signed, retried as Meta retries, counted.
 
 One background task wakes every `webhook_flush_ms`, takes every status that is due and
-posts them in batches of up to `webhook_batch_size`, as Meta batches statuses. POSTs go
-through one aiohttp ClientSession (httpx collapses under concurrency, STACK.md) with a
-bounded number in flight, so a slow receiver delays webhooks instead of piling up tasks.
+posts them in batches of up to `webhook_batch_size` (Meta: mostly one status per POST).
+A POST answered non-2xx (or not at all) goes back into the schedule with a doubling,
+capped backoff, and is retried until it succeeds, runs out of attempts, or has been
+retried for `webhook_retry_for_s` (Meta: 7 days); so a receiver that is down for a while
+gets everything once it is back, and nothing waits in a sleeping task meanwhile.
+POSTs go through one aiohttp ClientSession (httpx collapses under concurrency,
+docs/STACK.md) with a bounded number in flight, so a slow receiver delays webhooks
+instead of piling up connections.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -20,8 +26,14 @@ from simulator.config import SimulatorConfig
 from simulator.ledger import Ledger
 from simulator.wire import signature, webhook_body
 
-#: longest pause between two attempts of one POST
-MAX_BACKOFF_S = 5.0
+
+@dataclass(slots=True)
+class _Retry:
+    """A POST that failed: its statuses, attempts so far, and when it was first tried."""
+
+    statuses: list[dict[str, Any]]
+    attempts: int
+    first_at: float
 
 
 class WebhookDispatcher:
@@ -33,9 +45,9 @@ class WebhookDispatcher:
         #: where statuses go; None schedules nothing (settable after start, for tests whose
         #: receiver port is only known once it runs)
         self.url: str | None = config.webhook_url
-        # (due monotonic time, tie-breaker, status object): the sequence number keeps equal
-        # due times in scheduling order and spares comparing dicts.
-        self._heap: list[tuple[float, int, dict[str, Any]]] = []
+        # (due monotonic time, tie-breaker, a status or a POST to retry): the sequence
+        # number keeps equal due times in scheduling order and spares comparing dicts.
+        self._heap: list[tuple[float, int, dict[str, Any] | _Retry]] = []
         self._seq = itertools.count()
         self._posts: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -87,8 +99,9 @@ class WebhookDispatcher:
 
     def clear(self) -> None:
         """Forget statuses not yet posted (reset). POSTs in flight finish on their own."""
-        self._settled(len(self._heap))
+        waiting = sum(len(item.statuses) if isinstance(item, _Retry) else 1 for _, _, item in self._heap)
         self._heap.clear()
+        self._settled(waiting)
 
     async def drain(self) -> None:
         """Wait until every scheduled status has been posted or dropped (bound it with
@@ -102,19 +115,26 @@ class WebhookDispatcher:
             self.flush(time.monotonic())
 
     def flush(self, now: float) -> None:
-        """Start POSTs for every status due at `now` (float("inf") flushes everything)."""
+        """Start POSTs for everything due at `now` (float("inf") flushes everything)."""
         heap = self._heap
-        due: list[dict[str, Any]] = []
+        fresh: list[dict[str, Any]] = []
         while heap and heap[0][0] <= now:
-            due.append(heapq.heappop(heap)[2])
+            item = heapq.heappop(heap)[2]
+            if isinstance(item, _Retry):
+                self._start(item.statuses, item.attempts, item.first_at)
+            else:
+                fresh.append(item)
         size = self.config.webhook_batch_size
-        for i in range(0, len(due), size):
-            task = asyncio.create_task(self._post(due[i : i + size]))
-            # Strong references: the loop keeps only weak ones to tasks.
-            self._posts.add(task)
-            task.add_done_callback(self._posts.discard)
+        for i in range(0, len(fresh), size):
+            self._start(fresh[i : i + size], 0, time.monotonic())
 
-    async def _post(self, statuses: list[dict[str, Any]]) -> None:
+    def _start(self, statuses: list[dict[str, Any]], attempts: int, first_at: float) -> None:
+        task = asyncio.create_task(self._post(statuses, attempts, first_at))
+        # Strong references: the loop keeps only weak ones to tasks.
+        self._posts.add(task)
+        task.add_done_callback(self._posts.discard)
+
+    async def _post(self, statuses: list[dict[str, Any]], attempts: int, first_at: float) -> None:
         config, counters = self.config, self.ledger.webhooks
         n = len(statuses)
         body = webhook_body(config.waba_id, config.display_phone_number, config.phone_number_id, statuses)
@@ -123,21 +143,26 @@ class WebhookDispatcher:
             "X-Hub-Signature-256": signature(config.app_secret, body),
             "User-Agent": "facebookexternalua",
         }
+        settled = True
         try:
-            for attempt in range(1, config.webhook_max_attempts + 1):
-                if await self._attempt(body, headers):
-                    counters.posts_sent += 1
-                    counters.statuses_sent += n
-                    return
-                if attempt < config.webhook_max_attempts:
-                    counters.retries += 1
-                    backoff = config.webhook_retry_base_ms / 1000.0 * 2 ** (attempt - 1)
-                    await asyncio.sleep(min(backoff, MAX_BACKOFF_S))
-            counters.posts_failed += 1
-            counters.statuses_dropped += n
+            if await self._attempt(body, headers):
+                counters.posts_sent += 1
+                counters.statuses_sent += n
+                return
+            attempts += 1
+            now = time.monotonic()
+            if attempts >= config.webhook_max_attempts or now - first_at >= config.webhook_retry_for_s:
+                counters.posts_failed += 1
+                counters.statuses_dropped += n
+                return
+            counters.retries += 1
+            backoff = min(config.webhook_retry_base_ms * 2 ** (attempts - 1), config.webhook_retry_max_ms) / 1000.0
+            heapq.heappush(self._heap, (now + backoff, next(self._seq), _Retry(statuses, attempts, first_at)))
+            settled = False
         finally:
             # Posted, dropped or cancelled at shutdown: no longer pending either way.
-            self._settled(n)
+            if settled:
+                self._settled(n)
 
     async def _attempt(self, body: bytes, headers: dict[str, str]) -> bool:
         """One POST; True on 2xx. Connection errors and timeouts are failures, not raised."""

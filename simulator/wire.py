@@ -256,19 +256,20 @@ def _template(template: dict[str, Any]) -> str:
 
 
 def _callback_ids(value: str | None) -> tuple[int | None, int | None]:
-    """`c<campaign>:m<message>` (domain/sending.callback_data); anything else is opaque."""
+    """`c<campaign>:m<message>[:r<round>]` (domain/sending.callback_data); anything else is opaque."""
     if not value or not value.startswith("c") or ":m" not in value:
         return None, None
     campaign, _, message = value[1:].partition(":m")
     try:
-        return int(campaign), int(message)
+        return int(campaign), int(message.partition(":r")[0])
     except ValueError:
         return None, None
 
 
 # Shared, never mutated: serialised as they are, built once instead of per status.
-_ORIGIN = {"type": "marketing"}
-_PRICING = {"billable": True, "pricing_model": "CBP", "category": "marketing"}
+# Per-message pricing (PMP) since July 2025; Graph API v24.0 and later send no
+# `conversation` object in status webhooks (docs/STACK.md).
+_PRICING = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "marketing"}
 
 
 def status_object(
@@ -279,8 +280,8 @@ def status_object(
     callback_data: str | None,
     error_code: int | None = None,
 ) -> dict[str, Any]:
-    """One entry of `value.statuses`, as Meta sends it (pricing/conversation on sent and
-    delivered, since receivers must tolerate them; `errors` on failed only)."""
+    """One entry of `value.statuses`, as Meta sends it (pricing on sent and delivered,
+    since receivers must tolerate it; `errors` on failed only)."""
     item: dict[str, Any] = {
         "id": wamid,
         "status": status,
@@ -288,7 +289,6 @@ def status_object(
         "recipient_id": recipient_id,
     }
     if status in ("sent", "delivered"):
-        item["conversation"] = {"id": "conv" + recipient_id, "origin": _ORIGIN}
         item["pricing"] = _PRICING
     if callback_data is not None:
         item["biz_opaque_callback_data"] = callback_data

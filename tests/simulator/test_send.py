@@ -169,7 +169,7 @@ async def test_error_mix_outcomes_depend_on_seed_and_key_not_on_order() -> None:
 
 
 async def test_a_transient_error_is_not_replayed_a_retry_is_a_new_attempt() -> None:
-    config = SimulatorConfig(seed=3, error_mix={"131056": 0.5})
+    config = SimulatorConfig(seed=3, error_mix={"131056": 0.5}, honour_idempotency=True)
     key = next(f"msg-{i}" for i in range(100) if decide(config, f"msg-{i}", 0).error == "131056")
     async with running(config) as sim:
         replies = [await sim.send(text(phone(1), callback="c1:m1"), key=key) for _ in range(12)]
@@ -230,7 +230,7 @@ async def test_above_the_rate_limit_answers_429_code_130429_with_retry_after() -
 
 
 async def test_idempotency_key_replays_the_first_answer() -> None:
-    async with running() as sim:
+    async with running(SimulatorConfig(honour_idempotency=True)) as sim:
         first = await sim.send(text(phone(1), callback="c9:m1"), key="msg-1")
         again = await sim.send(text(phone(1), callback="c9:m1"), key="msg-1")
         ledger = await sim.ledger()
@@ -243,7 +243,7 @@ async def test_idempotency_key_replays_the_first_answer() -> None:
 
 
 async def test_concurrent_requests_with_one_key_wait_for_the_first() -> None:
-    async with running(SimulatorConfig(latency_mean_ms=300, latency_jitter=0)) as sim:
+    async with running(SimulatorConfig(latency_mean_ms=300, latency_jitter=0, honour_idempotency=True)) as sim:
         started = time.monotonic()
         a, b, c = await asyncio.gather(*(sim.send(text(phone(1), callback="c9:m1"), key="msg-1") for _ in range(3)))
         elapsed = time.monotonic() - started

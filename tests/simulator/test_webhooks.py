@@ -18,6 +18,7 @@ def fast(**fields: Any) -> SimulatorConfig:
         "delivered_delay_ms": (20.0, 80.0),
         "read_delay_ms": (10.0, 60.0),
         "webhook_flush_ms": 20.0,
+        "late_probability": 0.0,
     }
     return SimulatorConfig(**(delays | fields))
 
@@ -163,7 +164,6 @@ async def test_the_webhook_url_can_be_set_once_the_receiver_runs(receiver: Recei
             "status": "sent",
             "timestamp": receiver.statuses[0]["timestamp"],
             "recipient_id": phone(1).lstrip("+"),
-            "conversation": receiver.statuses[0]["conversation"],
-            "pricing": {"billable": True, "pricing_model": "CBP", "category": "marketing"},
+            "pricing": {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "marketing"},
         }
     ]
