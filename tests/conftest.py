@@ -100,8 +100,21 @@ async def server(settings: Settings, app: Starlette) -> AsyncIterator[str]:
     if not settings.is_sqlite:
         await _recreate_postgres(settings.database_url)
     await migrate(settings)
+    await _flush_test_redis(settings)
     async with serve(app) as url:
         yield url
+
+
+async def _flush_test_redis(settings: Settings) -> None:
+    """The test Redis database starts empty, like the test database: arq's job ids of
+    an earlier session (same campaign ids, a new SQLite file) would dedupe this one's."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url or "")
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
 
 
 @pytest_asyncio.fixture(scope="session")

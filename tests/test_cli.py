@@ -41,3 +41,56 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
         for r in sqlite3.connect(tmp_path / "m.sqlite3").execute("select name from sqlite_master where type='table'")
     }
     assert {"workspace", "api_key", "campaign", "message", "campaign_event", "opt_out"} <= tables
+
+
+def test_serve_and_worker_refuse_development_secrets_naming_the_variable(settings: Settings) -> None:
+    """Finding 12: production started with an empty webhook secret, and a webhook signed
+    with an empty HMAC key was accepted. Outside `campaigns dev` nothing starts so."""
+    done = run("serve", "--port", "1", settings=settings)
+    assert done.returncode == 2 and "WHATSAPP_ACCESS_TOKEN" in done.stderr and "development" in done.stderr
+    env = dict(os.environ, DATABASE_URL=settings.database_url, WHATSAPP_APP_SECRET="", WHATSAPP_ACCESS_TOKEN="t")
+    env |= {"WHATSAPP_VERIFY_TOKEN": "v", "REDIS_URL": settings.redis_url or ""}
+    empty = subprocess.run([sys.executable, "-m", "cli", "serve"], capture_output=True, text=True, env=env, timeout=60)
+    assert empty.returncode == 2 and "WHATSAPP_APP_SECRET: is empty" in empty.stderr
+    worker = run("worker", settings=settings)
+    assert worker.returncode == 2 and "WHATSAPP_ACCESS_TOKEN" in worker.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_serve_starts_without_redis_and_readyz_says_so(server: str, settings: Settings) -> None:
+    """Finding 9: with Redis down `campaigns serve` exited at startup."""
+    import asyncio
+
+    import httpx
+
+    port, dead_redis = _free_port(), f"redis://127.0.0.1:{_free_port()}/0"
+    env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=dead_redis)
+    env |= {"WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "serve", "--port", str(port), env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            async with asyncio.timeout(30):
+                while True:
+                    assert proc.returncode is None, "campaigns serve exited"
+                    try:
+                        if (await client.get("/healthz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.1)
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"] == "ok"
+            assert ready.json()["checks"]["redis"].startswith("error")
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -352,3 +352,51 @@ async def test_thousands_of_receipts_in_one_call(api: Api) -> None:
     again = await apply_receipts(batch)
     assert (again.applied, again.unknown) == (0, 1)
     assert await assert_consistent(pk) == counters
+
+
+async def test_a_late_receipt_of_an_earlier_round_never_lands_on_the_resend(api: Api) -> None:
+    """Finding 3: receipts were matched by our message id alone, so a late receipt of
+    round 0 landed on the round-1 resend made by RETRY_FAILED and overwrote its provider
+    id. Callback data now carries the round, and a provider id is checked."""
+    pk, ids = await prepare(api, sent=1)
+    await Message.filter(id=ids[0]).update(send_round=1, provider_message_id="wamid.ROUND1")
+    late = Receipt("wamid.ROUND0", "read", T0 + 9, message_id=ids[0], send_round=0)
+    report = await apply_receipts([late])
+    assert (report.applied, report.stale) == (0, 1)
+    row = await Message.get(id=ids[0])
+    assert (row.status, row.provider_message_id) == ("SENT", "wamid.ROUND1")
+    # a receipt in the old format (no round) about another provider message: stale too
+    report = await apply_receipts([Receipt("wamid.ROUND0", "delivered", T0 + 9, message_id=ids[0])])
+    assert report.stale == 1 and (await Message.get(id=ids[0])).status == "SENT"
+    # the resend's own receipts apply
+    report = await apply_receipts([Receipt("wamid.ROUND1", "delivered", T0 + 9, message_id=ids[0], send_round=1)])
+    assert report.applied == 1 and (await Message.get(id=ids[0])).status == "DELIVERED"
+    await assert_consistent(pk)
+
+
+async def test_a_receipt_resolves_an_in_doubt_failure(api: Api) -> None:
+    """Finding 4: a message failed `in_doubt` ignored the receipts that prove it went out,
+    and RETRY_FAILED would have sent it again."""
+    pk, ids = await prepare(api, pending=3)
+    async with db.in_transaction() as conn:
+        await db.execute(
+            conn,
+            "UPDATE message SET status = 'FAILED', error_code = 'in_doubt', error_message = 'unknown', "
+            "failed_at = ? WHERE id IN (?, ?)",
+            [datetime.now(UTC), ids[0], ids[1]],
+        )
+        await db.execute(conn, "UPDATE campaign SET pending = pending - 2, failed = failed + 2 WHERE id = ?", [pk])
+    await assert_consistent(pk)
+    failure = Receipt(pid(ids[1]), "failed", T0 + 4, message_id=ids[1], send_round=0, error_code="131026")
+    report = await apply_receipts(
+        [Receipt(pid(ids[0]), "delivered", T0 + 3, message_id=ids[0], send_round=0), failure]
+    )
+    assert report.applied == 2
+    settled = await Message.get(id=ids[0])
+    assert (settled.status, settled.error_code, settled.failed_at) == ("DELIVERED", None, None)
+    assert settled.provider_message_id == pid(ids[0]) and settled.sent_at is not None
+    really_failed = await Message.get(id=ids[1])
+    assert (really_failed.status, really_failed.error_code) == ("FAILED", "131026")
+    counters = await assert_consistent(pk)
+    assert (counters["sent"], counters["delivered"], counters["failed"], counters["pending"]) == (1, 1, 1, 1)
+    assert (await Campaign.get(id=pk)).last_receipt_at is not None
