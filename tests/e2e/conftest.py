@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,9 +114,16 @@ class Stack:
     simulator: str
     logs: Path
     redis: RedisServer
+    api_port: int = 0
     key: str = ""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     client: httpx.AsyncClient | None = None
+
+    def start_api(self, migrate: bool = False) -> subprocess.Popen[bytes]:
+        args = ["serve", "--port", str(self.api_port)] + (["--migrate"] if migrate else [])
+        server = self.spawn("api", *args)
+        _wait_http(f"{self.api}/healthz", server, "api", self.logs)
+        return server
 
     def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")
@@ -252,42 +260,45 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], name: str, logs: Path, t
     raise RuntimeError(f"{name} did not answer at {url}")
 
 
-@pytest.fixture(scope="session")
-def stack_processes() -> Iterator[Stack]:
-    tmp = Path(tempfile.mkdtemp(prefix="campaigns-e2e-"))
-    database_url = _database_url(tmp)
-    if not database_url.startswith("sqlite"):
-        asyncio.run(_recreate_postgres(database_url))
+#: what every stack's processes share; a test's own stack adds to it
+BASE_ENV = {
+    "WORKER_MAX_ATTEMPTS": "2",
+    "WORKER_LEASE_TTL_S": "5",
+    "RECONCILE_WINDOW_S": "3",
+    "LOG_LEVEL": "INFO",
+    "SIMULATOR_SEED": "7",
+    "SIMULATOR_LATE_PROBABILITY": "0",
+    "SIMULATOR_SENT_DELAY_MS": "10-50",
+    "SIMULATOR_DELIVERED_DELAY_MS": "50-300",
+    "SIMULATOR_READ_DELAY_MS": "50-400",
+    "SIMULATOR_WEBHOOK_RETRY_BASE_MS": "200",
+    "SIMULATOR_WEBHOOK_RETRY_MAX_MS": "1000",
+}
+
+
+@contextmanager
+def running_stack(
+    tmp: Path, database_url: str, env: dict[str, str] | None = None, latency_ms: float = 15
+) -> Iterator[Stack]:
+    """Its own Redis, the simulator, the API (migrating the database first), a workspace
+    and one worker, as real processes; everything stopped on exit."""
     redis_server = RedisServer(tmp)
     redis_server.start()
-    redis_url = redis_server.url
     api_port, sim_port = _free_port(), _free_port()
     api, sim = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}"
-    env = dict(os.environ) | SECRETS | {
+    full = dict(os.environ) | SECRETS | BASE_ENV | {
         "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": redis_server.url,
         "WHATSAPP_API_BASE": sim,
-        "WORKER_MAX_ATTEMPTS": "2",
-        "WORKER_LEASE_TTL_S": "5",
-        "RECONCILE_WINDOW_S": "3",
-        "SIMULATOR_LATE_PROBABILITY": "0",
-        "LOG_LEVEL": "INFO",
-        "SIMULATOR_SEED": "7",
         "SIMULATOR_WEBHOOK_URL": f"{api}/webhooks/whatsapp",
-        "SIMULATOR_ERROR_MIX": "131026=0.05,131000=0.10",
-        "SIMULATOR_LATER_FAILURE_MIX": "131049=0.02",
-        "SIMULATOR_SENT_DELAY_MS": "10-50",
-        "SIMULATOR_DELIVERED_DELAY_MS": "50-300",
-        "SIMULATOR_READ_DELAY_MS": "50-400",
-    }
-    stack = Stack(env=env, api=api, simulator=sim, logs=tmp, redis=redis_server)
+    } | (env or {})
+    stack = Stack(env=full, api=api, simulator=sim, logs=tmp, redis=redis_server, api_port=api_port)
     try:
-        simulator = stack.spawn("simulator", "simulator", "--port", str(sim_port), "--latency-ms", "15")
+        simulator = stack.spawn("simulator", "simulator", "--port", str(sim_port), "--latency-ms", str(latency_ms))
         _wait_http(f"{sim}/_simulator/health", simulator, "simulator", tmp)
-        server = stack.spawn("api", "serve", "--migrate", "--port", str(api_port))
-        _wait_http(f"{api}/healthz", server, "api", tmp)
+        stack.start_api(migrate=True)
         made = subprocess.run(
-            [sys.executable, "-m", "cli", "create-workspace", "E2E"], cwd=ROOT, env=env, capture_output=True, text=True
+            [sys.executable, "-m", "cli", "create-workspace", "E2E"], cwd=ROOT, env=full, capture_output=True, text=True
         )
         assert made.returncode == 0, made.stderr
         stack.key = made.stdout.strip().splitlines()[-1]
@@ -297,6 +308,20 @@ def stack_processes() -> Iterator[Stack]:
         for name in list(stack.procs):
             stack.kill(name)
         redis_server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_processes() -> Iterator[Stack]:
+    tmp = Path(tempfile.mkdtemp(prefix="campaigns-e2e-"))
+    database_url = _database_url(tmp)
+    if not database_url.startswith("sqlite"):
+        asyncio.run(_recreate_postgres(database_url))
+    mix = {
+        "SIMULATOR_ERROR_MIX": "131026=0.05,131000=0.10",
+        "SIMULATOR_LATER_FAILURE_MIX": "131049=0.02",
+    }
+    with running_stack(tmp, database_url, mix) as stack:
+        yield stack
 
 
 @pytest_asyncio.fixture
