@@ -78,9 +78,9 @@ def database_url(cluster: PostgresCluster | None, request: pytest.FixtureRequest
 
 
 @contextmanager
-def stack_for(database_url: str, latency_ms: float = 20, **env: str) -> Iterator[Stack]:
+def stack_for(database_url: str, env: dict[str, str] | None = None, latency_ms: float = 20) -> Iterator[Stack]:
     tmp = Path(tempfile.mkdtemp(prefix="campaigns-faults-"))
-    with running_stack(tmp, database_url, FAULT_ENV | env, latency_ms=latency_ms) as stack:
+    with running_stack(tmp, database_url, FAULT_ENV | (env or {}), latency_ms=latency_ms) as stack:
         yield stack
 
 
@@ -237,7 +237,7 @@ async def test_answers_lost_after_the_provider_accepted(database_url: str, clien
         "SIMULATOR_SLOW_ANSWER_MS": "2500",
         "WHATSAPP_TIMEOUT_S": "1",
     }
-    with stack_for(database_url, **faults) as stack:
+    with stack_for(database_url, faults) as stack:
         stack.client = client
         gid, pk = await stack.create(1000)
         await stack.mutate("sendCampaignNow(id: $id)", id=gid)
@@ -251,7 +251,8 @@ async def test_the_api_killed_during_a_flood_of_webhooks_loses_no_receipt(
 ) -> None:
     """Every status answered 200 was durable before the answer; what was not answered is
     posted again (Meta retries), so the numbers end equal to the provider's truth."""
-    with stack_for(database_url, SIMULATOR_DELIVERED_PROBABILITY="1.0", SIMULATOR_READ_PROBABILITY="0.8") as stack:
+    flood = {"SIMULATOR_DELIVERED_PROBABILITY": "1.0", "SIMULATOR_READ_PROBABILITY": "0.8"}
+    with stack_for(database_url, flood) as stack:
         stack.client = client
         gid, pk = await stack.create(2000)
         await stack.mutate("sendCampaignNow(id: $id)", id=gid)
