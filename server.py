@@ -39,7 +39,7 @@ from web.auth import ApiKeyMiddleware
 from web.csv_routes import export_report, import_recipients
 from web.health import healthz, readyz
 from web.observability import ObservabilityMiddleware, configure_logging, metrics
-from web.webhooks import whatsapp_webhook
+from web.webhooks import WebhookFastPath, whatsapp_webhook
 
 INIT_TIMEOUT = timedelta(seconds=10)
 
@@ -180,4 +180,6 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
     app.state.settings = settings
     #: awaited first at shutdown, while the ORM and Redis are still open
     app.state.before_shutdown = []
+    # outermost: webhook POSTs, the busiest requests, skip the rest of the stack
+    app.add_middleware(WebhookFastPath, state=app.state)
     return app

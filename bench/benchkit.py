@@ -4,6 +4,7 @@ and the subprocesses of a run (started with logs, waited for, always stopped).""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -11,6 +12,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: `campaigns serve` and `worker` refuse the development secrets; the benchmarks' own,
+#: told to the simulator too
+SECRETS = {
+    "WHATSAPP_ACCESS_TOKEN": "bench-access-token",
+    "WHATSAPP_APP_SECRET": "bench-app-secret",
+    "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
+    "SIMULATOR_ACCESS_TOKEN": "bench-access-token",
+    "SIMULATOR_APP_SECRET": "bench-app-secret",
+}
 
 
 def revision() -> str:
@@ -28,6 +38,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+Snapshot = dict[str, dict[int, int]]
 
 
 def ticks(pid: int) -> int:
@@ -87,3 +101,39 @@ class Procs:
     def errors(self, name: str) -> int:
         """ERROR lines in the JSON log of `name`."""
         return (self.logs / f"{name}.log").read_text(errors="replace").count('"level": "ERROR"')
+
+
+def _pids(comm: str, database: str) -> list[int]:
+    """Processes named `comm`; of PostgreSQL, the server's own and `database`'s backends only."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == comm:
+                title = (entry / "cmdline").read_text().replace("\0", " ")
+                if f" {database} " in title or not any(h in title for h in ("127.0.0.1(", "[local]", "::1(")):
+                    found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def cpu_snapshot(pids: dict[str, int], database: str) -> Snapshot:
+    snap = {name: {pid: ticks(pid)} for name, pid in pids.items()}
+    for name, comm in (("postgres", "postgres"), ("redis", "redis-server")):
+        snap[name] = {p: ticks(p) for p in _pids(comm, database)}
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    snap["machine"] = {0: sum(values) - values[3] - values[4], 1: sum(values), 2: values[7]}  # busy, all, steal
+    return snap
+
+
+def cpu_report(before: Snapshot, after: Snapshot, seconds: float) -> str:
+    """% of one core per process; `other`: the rest of the machine's busy time (not this benchmark)."""
+    used = {k: sum(t - before[k].get(p, 0) for p, t in v.items()) / TICK / seconds * 100 for k, v in after.items()}
+    m0, m1, cpus = before["machine"], after["machine"], os.cpu_count() or 1
+    share = cpus * 100 / ((m1[1] - m0[1]) or 1)
+    del used["machine"]
+    busy, steal = (m1[0] - m0[0]) * share, (m1[2] - m0[2]) * share
+    used["other"] = busy - sum(used.values())
+    warn = "  <- other processes share this machine: distrust these figures" if used["other"] > 25 else ""
+    parts = ", ".join(f"{name} {pct:.0f}%" for name, pct in used.items())
+    return f"  CPU (% of one core): {parts}; machine {busy:.0f}% of {cpus * 100}% (steal {steal:.0f}%){warn}"

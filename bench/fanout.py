@@ -43,7 +43,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from benchkit import ROOT, Procs, free_port, revision, ticks
+from benchkit import ROOT, SECRETS, Procs, free_port, revision, ticks
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -403,7 +403,7 @@ async def main(args: argparse.Namespace) -> int:
     await admin.close()
     logs = Path(tempfile.mkdtemp(prefix="campaigns-bench-fanout-"))
     ports = {k: free_port() for k in ("redis", "setup-api", "simulator")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMULATOR_")} | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMULATOR_")} | SECRETS | {
         "DATABASE_URL": args.database_url,
         "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
         "WHATSAPP_API_BASE": f"http://127.0.0.1:{ports['simulator']}",

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import redis
-from benchkit import ROOT, Procs, free_port, revision, ticks
+from benchkit import ROOT, SECRETS, Procs, cpu_report, cpu_snapshot, free_port, revision
 
 from domain.ids import expect_id
 from jobs.keys import QUEUE
@@ -38,47 +38,9 @@ NOT_YET = (OSError, aiohttp.ClientError)  # a process that is not answering yet
 MIN_RATE, MIN_RATIO = 1000.0, 0.70
 BARE_CAMPAIGN = 999_999  # no real campaign has this id
 SHAPE = {"messaging_product": "whatsapp", "recipient_type": "individual", "type": "text"}
-AUTH = {"Authorization": "Bearer dev-token", "Content-Type": "application/json"}
-TICK = os.sysconf("SC_CLK_TCK")
+AUTH = {"Authorization": f"Bearer {SECRETS['SIMULATOR_ACCESS_TOKEN']}", "Content-Type": "application/json"}
 VERDICT = {True: "PASS", False: "FAIL"}
 Json = dict[str, Any]
-Snapshot = dict[str, dict[int, int]]
-
-
-def _pids(comm: str, database: str) -> list[int]:
-    """Processes named `comm`; of PostgreSQL, the server's own and `database`'s backends only."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == comm:
-                title = (entry / "cmdline").read_text().replace("\0", " ")
-                if f" {database} " in title or not any(h in title for h in ("127.0.0.1(", "[local]", "::1(")):
-                    found.append(int(entry.name))
-        except OSError:
-            pass
-    return found
-
-
-def cpu_snapshot(pids: dict[str, int], database: str) -> Snapshot:
-    snap = {name: {pid: ticks(pid)} for name, pid in pids.items()}
-    for name, comm in (("postgres", "postgres"), ("redis", "redis-server")):
-        snap[name] = {p: ticks(p) for p in _pids(comm, database)}
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    snap["machine"] = {0: sum(values) - values[3] - values[4], 1: sum(values), 2: values[7]}  # busy, all, steal
-    return snap
-
-
-def cpu_report(before: Snapshot, after: Snapshot, seconds: float) -> str:
-    """% of one core per process; `other`: the rest of the machine's busy time (not this benchmark)."""
-    used = {k: sum(t - before[k].get(p, 0) for p, t in v.items()) / TICK / seconds * 100 for k, v in after.items()}
-    m0, m1, cpus = before["machine"], after["machine"], os.cpu_count() or 1
-    share = cpus * 100 / ((m1[1] - m0[1]) or 1)
-    del used["machine"]
-    busy, steal = (m1[0] - m0[0]) * share, (m1[2] - m0[2]) * share
-    used["other"] = busy - sum(used.values())
-    warn = "  <- other processes share this machine: distrust these figures" if used["other"] > 25 else ""
-    parts = ", ".join(f"{name} {pct:.0f}%" for name, pct in used.items())
-    return f"  CPU (% of one core): {parts}; machine {busy:.0f}% of {cpus * 100}% (steal {steal:.0f}%){warn}"
 
 
 @dataclasses.dataclass
@@ -143,7 +105,7 @@ class Stack:
 
 async def bare_loop(sim: str, n: int, concurrency: int) -> tuple[float, int]:
     """(requests/s, non-200 answers): n Cloud API sends with `concurrency` in flight."""
-    url, todo, bad = f"{sim}/v21.0/100000000000001/messages", iter(range(n)), 0
+    url, todo, bad = f"{sim}/v26.0/100000000000001/messages", iter(range(n)), 0
 
     async def lane(http: aiohttp.ClientSession) -> None:
         nonlocal bad
@@ -246,12 +208,12 @@ async def main(args: argparse.Namespace) -> int:
     redis.Redis.from_url(args.redis_url).flushdb()
     logs = Path(tempfile.mkdtemp(prefix="campaigns-bench-send-"))
     api, sim = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMULATOR_")} | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMULATOR_")} | SECRETS | {
         "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
         "WHATSAPP_API_BASE": sim,
         "WORKER_CONCURRENCY": str(args.concurrency),
-        "WHATSAPP_RATE_LIMIT": "100000",
+        "WHATSAPP_RATE_LIMIT": str(args.rate_limit),
         "LOG_LEVEL": "WARNING",
         "SIMULATOR_SEED": "7",
     }
@@ -282,6 +244,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=200, help="WORKER_CONCURRENCY and the bare loop's")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="mean simulator latency (default jitter)")
+    parser.add_argument("--rate-limit", type=int, default=100_000, help="the worker's WHATSAPP_RATE_LIMIT")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/campaigns_bench_send")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12", help="this db is flushed")
     parser.add_argument("--strict", action="store_true", help="exit 1 on FAIL")

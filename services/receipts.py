@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -89,17 +89,17 @@ def _when(receipt: Receipt, now: datetime) -> datetime:
 _SELECTED = "id, campaign_id, status, provider_message_id, send_round, error_code"
 
 
-async def _select(conn: BaseDBAsyncClient, column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+async def _select(conn: BaseDBAsyncClient, column: str, values: Sequence[Any]) -> Sequence[Mapping[str, Any]]:
     """Messages whose `column` is one of `values` (a chunk of at most CHUNK)."""
     base = f"SELECT {_SELECTED} FROM message WHERE {column} "
     if db.is_postgres(conn):
         cast = "bigint" if column == "id" else "text"
-        return await db.fetch(conn, base + f"= ANY(?::{cast}[])", [list(values)])
+        return await db.fetch_rows(conn, base + f"= ANY(?::{cast}[])", [list(values)])
     marks = ",".join("?" * len(values))
     return await db.fetch(conn, base + f"IN ({marks})", list(values))
 
 
-def _row(found: dict[str, Any]) -> _Row:
+def _row(found: Mapping[str, Any]) -> _Row:
     return _Row(
         id=int(found["id"]),
         campaign_id=int(found["campaign_id"]),
@@ -292,7 +292,7 @@ async def _reread(conn: BaseDBAsyncClient, missed: Sequence[_Row]) -> list[_Row]
     return _refreshed(by_id, found)
 
 
-def _refreshed(by_id: dict[int, _Row], found: Sequence[dict[str, Any]]) -> list[_Row]:
+def _refreshed(by_id: dict[int, _Row], found: Sequence[Mapping[str, Any]]) -> list[_Row]:
     """`by_id`'s rows updated from a fresh read; those not found (deleted) drop out."""
     fresh: list[_Row] = []
     for f in found:

@@ -7,7 +7,7 @@ path, so it is plain counters and dicts; the JSON view is built only when asked.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,17 @@ class WebhookCounters:
     statuses_dropped: int = 0
     duplicates: int = 0  # statuses scheduled twice on purpose
     out_of_order: int = 0  # read scheduled before delivered on purpose
+    #: statuses answered 2xx, by kind (sent | delivered | read | failed)
+    sent_by_kind: Counter[str] = field(default_factory=Counter)
+    #: seconds each of the latest POSTs took to be answered (for the receiver's p50/p99)
+    answer_times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+    def answer_quantiles(self) -> dict[str, float | None]:
+        ordered = sorted(self.answer_times)
+        if not ordered:
+            return {"p50_ms": None, "p99_ms": None}
+        pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)  # noqa: E731
+        return {"p50_ms": pick(0.50), "p99_ms": pick(0.99)}
 
 
 class Ledger:
@@ -193,6 +204,8 @@ class Ledger:
                 "statuses_pending": self.webhooks_pending,
                 "duplicates": w.duplicates,
                 "out_of_order": w.out_of_order,
+                "sent_by_kind": {kind: w.sent_by_kind[kind] for kind in STATUS_KINDS},
+                "answers": w.answer_quantiles(),
             },
             "campaigns": {str(cid): c.to_json() for cid, c in sorted(self.campaigns.items())},
         }

@@ -148,6 +148,7 @@ class WebhookDispatcher:
             if await self._attempt(body, headers):
                 counters.posts_sent += 1
                 counters.statuses_sent += n
+                counters.sent_by_kind.update(s["status"] for s in statuses)
                 return
             attempts += 1
             now = time.monotonic()
@@ -170,9 +171,11 @@ class WebhookDispatcher:
         if url is None or session is None or semaphore is None:
             return False
         async with semaphore:
+            started = time.perf_counter()
             try:
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
+                    self.ledger.webhooks.answer_times.append(time.perf_counter() - started)
                     return 200 <= response.status < 300
             except (aiohttp.ClientError, TimeoutError, OSError):
                 return False
