@@ -331,9 +331,10 @@ class SendingStore(Protocol):
 
     async def release_lease(self, lease: Lease) -> None: ...
 
-    async def claim(self, lease: Lease, limit: int) -> list[Claimed]:
-        """Move up to `limit` PENDING messages to SENDING under the lease's fence; none
-        unless the lease is still held and the campaign PROCESSING."""
+    async def claim(self, lease: Lease, limit: int, after: int = 0) -> list[Claimed]:
+        """Move up to `limit` PENDING messages with an id above `after` to SENDING under
+        the lease's fence, in id order; none unless the lease is still held and the
+        campaign PROCESSING."""
         ...
 
     async def record(self, lease: Lease, outcomes: Sequence[Recorded]) -> Written:

@@ -101,10 +101,10 @@ class RunConfig:
     in_doubt_policy: InDoubtPolicy = InDoubtPolicy.RESEND
 
     def claim_size(self) -> int:
-        limit = min(self.batch_size, self.concurrency)
-        if self.rate:
-            limit = min(limit, math.ceil(self.rate * self.claim_horizon))
-        return max(1, limit)
+        """What can start within `claim_horizon` at the run's rate (without a rate, what
+        the concurrency lets start at once), at most a batch."""
+        wanted = math.ceil(self.rate * self.claim_horizon) if self.rate else self.concurrency
+        return max(1, min(self.batch_size, wanted))
 
 
 class CampaignRun:
@@ -144,6 +144,8 @@ class CampaignRun:
         self.proof.renewed(mono, wall)  # the acquisition proves the lease from before it was sent
         self._proven = asyncio.Event()
         self._proven.set()
+        #: the highest id claimed: the next claim starts after it (see the store's claim)
+        self._cursor = 0
         #: provider calls started (benchmarks and tests read it)
         self.calls_started = 0
 
@@ -294,9 +296,17 @@ class CampaignRun:
     async def _claim(self) -> list[Claimed]:
         """A claim that a cancellation cannot cut in half: if it committed, its rows are
         given back rather than left SENDING (which would put them in doubt)."""
-        claim = asyncio.ensure_future(self.store.claim(self.lease, self.config.claim_size()))
+        claim = asyncio.ensure_future(self.store.claim(self.lease, self.config.claim_size(), self._cursor))
         try:
-            return await asyncio.shield(claim)
+            batch = await asyncio.shield(claim)
+            if batch:
+                self._cursor = batch[-1].id
+            elif self._cursor:
+                # past the end: what is still PENDING lies behind the cursor (given back,
+                # or resent after reconciliation), so scan from the start once more
+                self._cursor = 0
+                return await self._claim()
+            return batch
         except asyncio.CancelledError:
             try:
                 async with asyncio.timeout(5):

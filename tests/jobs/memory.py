@@ -136,10 +136,11 @@ class MemoryStore:
         if self._holds(lease):
             self.owner = None
 
-    async def claim(self, lease: Lease, limit: int) -> list[Claimed]:
+    async def claim(self, lease: Lease, limit: int, after: int = 0) -> list[Claimed]:
         if not self._holds(lease) or self.status is not CampaignStatus.PROCESSING or self.expires < time.monotonic():
             return []
-        taken = [r for r in sorted(self.rows.values(), key=lambda r: r.id) if r.status is M.PENDING][:limit]
+        pending = [r for r in sorted(self.rows.values(), key=lambda r: r.id) if r.status is M.PENDING and r.id > after]
+        taken = pending[:limit]
         for row in taken:
             row.status, row.claim_fence, row.doubt_at, row.error_code = M.SENDING, lease.fence, None, None
             row.attempts += 1

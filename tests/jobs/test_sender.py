@@ -182,7 +182,8 @@ async def test_claims_are_sized_by_the_rate() -> None:
     """Finding 5: at sendRate 2/s a run claimed 500 messages; a crash then put all of
     them in doubt. A claim now holds what can start within a second at the run's rate."""
     assert RunConfig(concurrency=200, batch_size=500, rate=2).claim_size() == 2
-    assert RunConfig(concurrency=200, batch_size=500, rate=1000).claim_size() == 200
+    assert RunConfig(concurrency=200, batch_size=500, rate=300).claim_size() == 300
+    assert RunConfig(concurrency=200, batch_size=500, rate=1000).claim_size() == 500
     assert RunConfig(concurrency=200, batch_size=500).claim_size() == 200
     store, provider = MemoryStore(n=30), ScriptedProvider()
     run = await start(store, provider, CountingLimiter(interval=0.01), rate=100.0, claim_horizon=0.03)
