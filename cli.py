@@ -225,7 +225,9 @@ async def _dev(settings: Settings, host: str, port: int, args: argparse.Namespac
     )
     server = uvicorn.Server(_uvicorn_config(app, host, port))
     # SQLite has one writer: API, worker and simulator share this loop and connection.
-    worker = CampaignWorker(**worker_settings(settings, handle_signals=False))
+    worker = CampaignWorker(
+        **worker_settings(settings, handle_signals=False, ctx={"settings": settings, "shared_orm": True})
+    )
     # uvicorn takes the signals: the runs drain before the app closes the ORM under them
     app.state.before_shutdown.append(lambda: worker.drain(settings.worker_drain_timeout_s))
     if simulator is not None:

@@ -2,7 +2,7 @@
 
 A receipt moves a message forward along SENDING -> SENT -> DELIVERED -> READ, or
 fails an accepted-but-not-yet-delivered message; it never moves a message backwards.
-The counter deltas follow DESIGN.md "Numbers": every message counts in exactly one of
+The counter deltas follow docs/DESIGN.md, "Numbers": every message counts in exactly one of
 pending (PENDING and SENDING), sent, failed, cancelled; `sent` includes delivered and
 read, `delivered` includes read. So a delta is always the difference between the
 counter vectors of the new and the old status (`counts_of`), and the table below is

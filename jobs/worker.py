@@ -184,9 +184,11 @@ async def run_campaign(ctx: dict[str, Any], campaign_id: int) -> str:
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or Settings.from_env()
-    # Keep the ORM's context object: closing it from this task context on shutdown is
-    # what lets the worker exit on SIGTERM (docs/STACK.md).
-    ctx["orm"] = await Tortoise.init(config=settings.tortoise_config(), _enable_global_fallback=True)
+    if not ctx.get("shared_orm"):
+        # Keep the ORM's context object: closing it from this task context on shutdown is
+        # what lets the worker exit on SIGTERM (docs/STACK.md). (`campaigns dev` shares
+        # the API's ORM instead: a second init would close the API's connections.)
+        ctx["orm"] = await Tortoise.init(config=settings.tortoise_config(), _enable_global_fallback=True)
     provider = provider_from(settings, settings.worker_concurrency)
     control = ControlListener(ctx["redis"])
     await control.start()

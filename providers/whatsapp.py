@@ -2,7 +2,7 @@
 
 `WhatsAppProvider` implements `domain.sending.Provider` over one aiohttp session per
 instance (keep-alive, a connector limit equal to the concurrency: httpx collapses under
-this load, see STACK.md). It never raises for provider or network errors: every
+this load, see docs/STACK.md). It never raises for provider or network errors: every
 answer becomes a `SendResult`.
 
 The wire-format helpers (`signature`, `verify_signature`, `parse_status_webhook`) serve

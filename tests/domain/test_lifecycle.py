@@ -1,4 +1,4 @@
-"""The lifecycle table itself, against DESIGN.md's table."""
+"""The lifecycle table itself, against docs/DESIGN.md's table."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from domain.lifecycle import Action, CampaignStatus
 
 S, A = CampaignStatus, Action
 
-#: DESIGN.md, "Lifecycle": status -> the actions it allows, verbatim.
+#: docs/DESIGN.md, "Lifecycle": status -> the actions it allows, verbatim.
 DESIGN = {
     S.DRAFT: {A.EDIT, A.ADD_RECIPIENTS, A.REMOVE_RECIPIENTS, A.DELETE, A.SCHEDULE, A.SEND_NOW, A.DUPLICATE},
     S.SCHEDULED: {A.RESCHEDULE, A.UNSCHEDULE, A.CANCEL, A.DUPLICATE},
