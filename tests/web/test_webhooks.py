@@ -3,11 +3,13 @@ Meta-format status payload applied to the database."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -37,10 +39,19 @@ async def hook(server: str, settings: Settings, app: Starlette) -> AsyncIterator
     await hooks.state.inbox.start()
     try:
         async with serve(hooks) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+            _APPS[id(client)] = hooks
             yield client
     finally:
         await hooks.state.inbox.close()
         await app.state.applier.start()
+
+
+_APPS: dict[int, Starlette] = {}
+
+
+def hooks_app(client: httpx.AsyncClient) -> Starlette:
+    """The app behind the `hook` client (to change its settings in a test)."""
+    return _APPS[id(client)]
 
 
 async def applied() -> ReceiptReport:
@@ -142,6 +153,22 @@ async def test_bad_signature_changes_nothing(hook: httpx.AsyncClient, api: Api, 
     )
     assert tampered.status_code == 401
     assert await assert_consistent(pk) == before
+    assert {m.status for m in await Message.filter(campaign_id=pk)} == {"SENT"}
+
+
+async def test_an_empty_app_secret_verifies_nothing(
+    hook: httpx.AsyncClient, api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 12: with WHATSAPP_APP_SECRET empty (docker-compose.yml's old default), a
+    webhook signed with the empty key was accepted: anyone could forge receipts."""
+    pk, ids = await prepare(api, sent=1)
+    body = json.dumps(meta_payload(status(ids[0], "failed", campaign=pk))).encode()
+    empty = dataclasses.replace(settings, whatsapp_app_secret="", whatsapp_verify_token="")
+    monkeypatch.setitem(hooks_app(hook).state._state, "settings", empty)
+    response = await post(hook, body, "")
+    assert response.status_code == 401
+    handshake = await hook.get(PATH, params={"hub.mode": "subscribe", "hub.verify_token": "", "hub.challenge": "x"})
+    assert handshake.status_code == 403
     assert {m.status for m in await Message.filter(campaign_id=pk)} == {"SENT"}
 
 
