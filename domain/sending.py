@@ -179,15 +179,22 @@ def callback_data(campaign_id: int, message_id: int, send_round: int = 0) -> str
     return f"c{campaign_id}:m{message_id}:r{send_round}"
 
 
+#: ids are 64-bit: a callback naming a larger one is not ours (and would fail the query)
+_MAX_ID = 2**63 - 1
+
+
 def parse_callback_data(value: str | None) -> CallbackRef | None:
     if not value or not value.startswith("c") or ":m" not in value:
         return None
     campaign, _, rest = value[1:].partition(":m")
     message, _, send_round = rest.partition(":r")
     try:
-        return CallbackRef(int(campaign), int(message), int(send_round) if send_round else None)
+        ref = CallbackRef(int(campaign), int(message), int(send_round) if send_round else None)
     except ValueError:
         return None
+    if not (0 < ref.campaign_id <= _MAX_ID and 0 < ref.message_id <= _MAX_ID and 0 <= (ref.send_round or 0) < 2**31):
+        return None
+    return ref
 
 
 # ------------------------------------------------------------------ in-doubt messages

@@ -93,6 +93,7 @@ class Runner:
 
     async def run(self, campaign_id: int) -> str:
         if self.closing:
+            await self._hand_off(campaign_id)  # taken just before the signal: for another worker
             return "shutting down"
         if campaign_id in self.runs:
             return "already running here"
@@ -163,12 +164,20 @@ class Runner:
         try:
             async with asyncio.timeout(5):
                 await self.store.release_lease(lease)
-                if hand_off:
-                    c = await Campaign.get(id=lease.campaign.id)
-                    if c.status in ACTIVE:
-                        await self.effects.enqueue_run(c.id, c.version, c.lease_fence)
         except Exception as exc:
             log.warning("campaign %s: releasing the lease failed (%s); it expires by itself", lease.campaign.id, exc)
+        if hand_off:
+            await self._hand_off(lease.campaign.id)
+
+    async def _hand_off(self, campaign_id: int) -> None:
+        """Queue the campaign's run job again (best effort: the sweep would, later)."""
+        try:
+            async with asyncio.timeout(5):
+                c = await Campaign.get(id=campaign_id)
+                if c.status in ACTIVE:
+                    await self.effects.enqueue_run(c.id, c.version, c.lease_fence)
+        except Exception as exc:
+            log.warning("campaign %s: handing it on failed (%s); the sweep will", campaign_id, exc)
 
 
 # ------------------------------------------------------------------------ jobs

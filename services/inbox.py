@@ -127,6 +127,8 @@ class InboxWriter:
 class Batch:
     rows: int
     report: ReceiptReport
+    #: the id of the last row taken
+    last: int = 0
 
 
 class InboxApplier:
@@ -173,12 +175,55 @@ class InboxApplier:
                     pass
                 await asyncio.sleep(GATHER_S)
 
-    async def apply_once(self) -> Batch:
-        """Apply and delete one batch: how many inbox rows it took, what they did."""
+    async def apply_once(self, limit: int | None = None, after: int = 0) -> Batch:
+        """Apply and delete one batch (the oldest rows, or those after `after`): how many
+        inbox rows it took, what they did. A batch that fails is applied row by row, so
+        one body that cannot be applied never holds up the others."""
+        try:
+            return await self._apply(limit or self.batch, after)
+        except Exception as exc:
+            if (limit or self.batch) == 1:
+                raise
+            log.warning("a batch of webhook bodies failed (%s); applying them one by one", exc)
+        return await self._one_by_one(limit or self.batch, after)
+
+    async def _one_by_one(self, limit: int, after: int) -> Batch:
+        total, report = 0, ReceiptReport()
+        for _ in range(limit):
+            try:
+                done = await self._apply(1, after)
+            except Exception:
+                try:  # once more: a passing failure must not cost a good body
+                    done = await self._apply(1, after)
+                except Exception:
+                    after = await self._set_aside(after)
+                    continue
+            if not done.rows:
+                break
+            total += done.rows
+            after = done.last
+            report.applied += done.report.applied
+        return Batch(total, report, after)
+
+    async def _set_aside(self, after: int) -> int:
+        """The next body cannot be applied: logged whole (to be replayed by hand) and
+        removed, so that what comes after it is applied."""
         async with db.in_transaction() as conn:
             lock = " FOR UPDATE SKIP LOCKED" if db.is_postgres(conn) else ""
-            sql = f"SELECT id, body FROM webhook_inbox ORDER BY id LIMIT ?{lock}"
-            rows = await db.fetch_rows(conn, sql, [self.batch])
+            sql = f"SELECT id, body FROM webhook_inbox WHERE id > ? ORDER BY id LIMIT 1{lock}"
+            rows = await db.fetch_rows(conn, sql, [after])
+            if not rows:
+                return after
+            poison = rows[0]
+            log.error("webhook body %s could not be applied and is set aside: %s", poison["id"], poison["body"])
+            await _delete(conn, [int(poison["id"])])
+            return int(poison["id"])
+
+    async def _apply(self, limit: int, after: int) -> Batch:
+        async with db.in_transaction() as conn:
+            lock = " FOR UPDATE SKIP LOCKED" if db.is_postgres(conn) else ""
+            sql = f"SELECT id, body FROM webhook_inbox WHERE id > ? ORDER BY id LIMIT ?{lock}"
+            rows = await db.fetch_rows(conn, sql, [after, limit])
             if not rows:
                 return Batch(0, ReceiptReport())
             receipts = []
@@ -192,7 +237,7 @@ class InboxApplier:
         self.applied += report.applied
         if self.touched is not None and report.campaign_ids:
             self.touched(report.campaign_ids)
-        return Batch(len(rows), report)
+        return Batch(len(rows), report, int(rows[-1]["id"]))
 
 
 async def _delete(conn: BaseDBAsyncClient, ids: list[int]) -> None:

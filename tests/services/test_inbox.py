@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
+from models import Message
 from services import db, inbox
 from services.inbox import InboxApplier, InboxWriter
 from tests.conftest import Api
@@ -106,3 +108,25 @@ async def test_put_fails_loudly_when_the_writer_is_not_running() -> None:
     writer = InboxWriter()
     with pytest.raises(ConnectionError):
         await writer.put("{}")
+
+
+async def test_a_body_that_cannot_be_applied_is_set_aside_and_the_rest_applied(
+    api: Api, quiet_app_applier: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pk, ids = await prepare(api, sent=3)
+    real = inbox.apply_receipts
+
+    async def choking(receipts: list[Any], conn: Any) -> Any:
+        if any(r.message_id == ids[1] for r in receipts):
+            raise RuntimeError("this body breaks the applier")
+        return await real(receipts, conn)
+
+    monkeypatch.setattr(inbox, "apply_receipts", choking)
+    await inbox.insert([webhook((mid, "delivered", pk)) for mid in ids])
+    batch = await InboxApplier().apply_once()
+    assert batch.rows == 2 and batch.report.applied == 2
+    assert await inbox_rows() == 0
+    statuses = dict(await Message.filter(campaign_id=pk).values_list("id", "status"))
+    assert [statuses[i] for i in ids] == ["DELIVERED", "SENT", "DELIVERED"]
+    assert any("set aside" in r.getMessage() and str(ids[1]) in r.getMessage() for r in caplog.records)
+
