@@ -25,6 +25,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from jobs.effects import LifecycleEffects, lazy_redis
 from providers.whatsapp import provider_from
+from runtime import gc as gc_tuning
 from schema.app import schema
 from schema.broadcast import Broadcaster
 from schema.context import Context
@@ -113,6 +114,19 @@ def dashboard(request: Request) -> FileResponse:
     )
 
 
+class App(Starlette):
+    """The Starlette app, with webhook POSTs (about three per message sent, the busiest
+    requests by far) answered before its middleware stack (web/webhooks.py)."""
+
+    webhooks: WebhookFastPath
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if WebhookFastPath.handles(scope):
+            await self.webhooks(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, manage_logging: bool = True) -> Starlette:
     settings = settings or Settings.from_env()
     graphql = GraphQLApp(
@@ -146,6 +160,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
             if publisher is not None:
                 await publisher.start()
                 await app.state.hub.start()
+            gc_tuning.tune()
             try:
                 yield {}
             finally:
@@ -172,7 +187,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         Route("/readyz", readyz),
         Route("/metrics", metrics),
     ]
-    app = Starlette(
+    app = App(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(ObservabilityMiddleware), Middleware(ApiKeyMiddleware)],
@@ -180,6 +195,5 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
     app.state.settings = settings
     #: awaited first at shutdown, while the ORM and Redis are still open
     app.state.before_shutdown = []
-    # outermost: webhook POSTs, the busiest requests, skip the rest of the stack
-    app.add_middleware(WebhookFastPath, state=app.state)
+    app.webhooks = WebhookFastPath(app.state)
     return app

@@ -16,7 +16,6 @@ again once Redis is back.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import secrets
@@ -42,14 +41,13 @@ from jobs.sender import STOPPED_BY, CampaignRun, RunConfig, RunEnded
 from jobs.sweep import SWEEP_EVERY_S, start_scheduled, sweep
 from models import Campaign
 from providers.whatsapp import WhatsAppProvider, provider_from
+from runtime import gc as gc_tuning
 from services.progress import ProgressPublisher
 from services.sending_store import SqlSendingStore
 from settings import Settings
 
 log = logging.getLogger("campaigns.worker")
 
-#: the cyclic GC's youngest-generation threshold in this process (CPython's default: 700)
-GC_GEN0_THRESHOLD = 50_000
 RUN_TIMEOUT_S = 24 * 3600
 
 
@@ -203,22 +201,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     await control.start()
     ctx["runner"] = runner = Runner(settings, ctx["redis"], provider, control)
     await runner.publisher.start()
-    _tune_gc()
-
-
-def _tune_gc() -> None:
-    """Sending is CPU-bound at low provider latency, and with CPython's defaults the
-    cyclic GC took about a fifth of the worker's CPU per message: each of the ~200
-    calls in flight keeps dozens of container objects alive, so every 700 allocations
-    a young collection traversed them, promoted them, and full collections walked the
-    whole heap of modules and ORM metadata again and again. Freezing what startup
-    built keeps full collections off that heap (it lives as long as the process), and
-    a larger young generation lets per-call objects die by reference count before a
-    collection sees them. Memory stays bounded: collections still run, just less often."""
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+    if not ctx.get("shared_orm"):  # `campaigns dev` tunes its one process itself
+        gc_tuning.tune()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

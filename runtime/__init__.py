@@ -1,1 +1,2 @@
-"""Process-level plumbing: migrations, the embedded Redis, the all-in-one dev runner."""
+"""Process plumbing under everything else: the garbage collector's tuning, eager tasks,
+the embedded Redis, the migrations runner; and the terminal watcher (a client)."""

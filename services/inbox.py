@@ -85,11 +85,12 @@ class InboxWriter:
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((body, future))
         self._wake.set()
-        # shielded: a client that disconnects must not cancel the commit of the others
-        await asyncio.shield(future)
+        # A request cancelled meanwhile (the client went away) cancels only this future:
+        # its body is in the group all the same, and the others are answered.
+        await future
 
     async def _run(self) -> None:
-        overlap = self.overlap or 1
+        overlap = self.overlap or (2 if db.is_postgres() else 1)
         slots = asyncio.Semaphore(overlap)
         try:
             while True:

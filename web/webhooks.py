@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from providers.whatsapp import verify_signature
 from web.observability import LATENCY, REQUESTS, new_request_id
@@ -88,19 +88,20 @@ async def whatsapp_webhook(request: Request) -> Response:
 
 
 class WebhookFastPath:
-    """`POST /webhooks/whatsapp` as bare ASGI, in front of the other middleware; anything
-    else goes down the normal stack. `state` is the Starlette app's."""
+    """`POST /webhooks/whatsapp` as bare ASGI, answered before anything else of the app
+    (server.App dispatches to it ahead of Starlette's middleware stack). `state` is the
+    app's state: settings and the inbox writer."""
 
-    def __init__(self, app: ASGIApp, state: Any) -> None:
-        self.app = app
+    def __init__(self, state: Any) -> None:
         self.state = state
         self._latency = LATENCY.labels(PATH)
         self._counted = {code: REQUESTS.labels("POST", PATH, str(code)) for code in (200, 400, 401, 413, 503)}
 
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        return scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
-            await self.app(scope, receive, send)
-            return
         started = time.perf_counter()
         signature = request_id = None
         for name, value in scope["headers"]:  # ASGI header names are lower-case bytes
