@@ -22,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from aiohttp.payload import BytesPayload
 
 from domain.sending import (
     Outcome,
@@ -170,8 +171,12 @@ class WhatsAppProvider:
         return session
 
     async def send(self, request: SendRequest) -> SendResult:
+        # The key goes along even where it is not honoured (the Cloud API ignores it): a
+        # provider that honours keys, and the simulator's seeded outcomes, use it.
         headers = {**self._headers, "Idempotency-Key": request.idempotency_key}
-        data = _encode(build_payload(request))
+        # A ready payload skips aiohttp's payload-type lookup on every call (a few % of
+        # the worker's CPU at thousands of calls a second).
+        data = BytesPayload(_encode(build_payload(request)).encode(), content_type="application/json")
         try:
             async with self._get_session().post(self.url, data=data, headers=headers) as response:
                 raw = await response.read()
