@@ -10,6 +10,7 @@ import socket
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 #: `campaigns serve` and `worker` refuse the development secrets; the benchmarks' own,
@@ -21,6 +22,26 @@ SECRETS = {
     "SIMULATOR_ACCESS_TOKEN": "bench-access-token",
     "SIMULATOR_APP_SECRET": "bench-app-secret",
 }
+
+
+def with_database(url: str, name: str) -> str:
+    """`url` naming another database of the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql", path=f"/{name}"))
+
+
+async def recreate_database(url: str) -> str:
+    """Drop and create the database `url` names (the benchmarks' own); its name."""
+    import asyncpg
+
+    name = urlsplit(url).path.lstrip("/")
+    admin = await asyncpg.connect(with_database(url, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
 
 
 def revision() -> str:

@@ -24,12 +24,12 @@ import random
 import sys
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
 import uvicorn
-from benchkit import free_port, revision
+from benchkit import free_port, recreate_database, revision
 
 from domain.ids import to_global_id
 from domain.phones import normalize_phone
@@ -68,21 +68,6 @@ def build_rows(n: int) -> tuple[bytes, list[str], list[str]]:
         lines.append(f"{phone},{name},{code}")
         variables.append(json.dumps({"name": name, "code": code}, ensure_ascii=False, separators=(",", ":")))
     return ("\n".join(lines) + "\n").encode(), numbers, variables
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def recreate_database(url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    admin = await asyncpg.connect(with_database(url, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
 
 
 async def setup(settings: Settings) -> tuple[str, int, int]:

@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
-from benchkit import ROOT, SECRETS, Procs, free_port, revision, ticks
+from benchkit import ROOT, SECRETS, Procs, free_port, recreate_database, revision, ticks
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -396,11 +395,7 @@ async def main(args: argparse.Namespace) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by every subprocess
     if hard != resource.RLIM_INFINITY and hard < max(sizes) + 1000:
         raise SystemExit(f"the fd limit {hard} is too low for {max(sizes):,} sockets in one process")
-    base, args.db = args.database_url.rsplit("/", 1)
-    admin = await asyncpg.connect(f"{base}/postgres")
-    await admin.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{args.db}"')
-    await admin.close()
+    args.db = await recreate_database(args.database_url)
     logs = Path(tempfile.mkdtemp(prefix="campaigns-bench-fanout-"))
     ports = {k: free_port() for k in ("redis", "setup-api", "simulator")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIMULATOR_")} | SECRETS | {

@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import redis
-from benchkit import ROOT, SECRETS, Procs, cpu_report, cpu_snapshot, free_port, revision, ticks
+from benchkit import ROOT, SECRETS, Procs, cpu_report, cpu_snapshot, free_port, recreate_database, revision, ticks
 
 from domain.ids import expect_id
 
@@ -374,11 +374,7 @@ def _lags(samples: list[tuple[float, int, int, int, int]], posted: int, counted:
 
 
 async def main(args: argparse.Namespace) -> int:
-    base, db = args.database_url.rsplit("/", 1)
-    admin = await asyncpg.connect(f"{base.replace('postgres://', 'postgresql://', 1)}/postgres")
-    await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    await admin.close()
+    db = await recreate_database(args.database_url)
     redis.Redis.from_url(args.redis_url).flushdb()
     logs = Path(tempfile.mkdtemp(prefix="campaigns-bench-receipts-"))
     env = (

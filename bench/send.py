@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import redis
-from benchkit import ROOT, SECRETS, Procs, cpu_report, cpu_snapshot, free_port, revision
+from benchkit import ROOT, SECRETS, Procs, cpu_report, cpu_snapshot, free_port, recreate_database, revision
 
 from domain.ids import expect_id
 from jobs.keys import QUEUE
@@ -200,11 +199,7 @@ async def latency_phase(args: argparse.Namespace, procs: Procs, stack: Stack, la
 
 
 async def main(args: argparse.Namespace) -> int:
-    base, db = args.database_url.rsplit("/", 1)
-    admin = await asyncpg.connect(f"{base}/postgres")
-    await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    await admin.close()
+    db = await recreate_database(args.database_url)
     redis.Redis.from_url(args.redis_url).flushdb()
     logs = Path(tempfile.mkdtemp(prefix="campaigns-bench-send-"))
     api, sim = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -226,18 +226,8 @@ async def _write(
 
 
 async def _move_counters(conn: BaseDBAsyncClient, deltas: dict[int, Deltas], now: datetime) -> None:
-    for campaign_id in sorted(deltas):
-        d = deltas[campaign_id]
-        await counters.move(
-            conn,
-            campaign_id,
-            receipt_at=now,
-            pending=d.pending,
-            sent=d.sent,
-            delivered=d.delivered,
-            read=d.read,
-            failed=d.failed,
-        )
+    for campaign_id in sorted(deltas):  # the lock order: campaigns by id
+        await counters.move(conn, campaign_id, receipt_at=now, **asdict(deltas[campaign_id]))
 
 
 async def apply_receipts(receipts: Sequence[Receipt], conn: BaseDBAsyncClient | None = None) -> ReceiptReport:
