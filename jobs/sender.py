@@ -146,8 +146,6 @@ class CampaignRun:
         self._proven.set()
         #: the highest id claimed: the next claim starts after it (see the store's claim)
         self._cursor = 0
-        #: provider calls started (benchmarks and tests read it)
-        self.calls_started = 0
 
     # -------------------------------------------------------------------- control
 
@@ -364,7 +362,6 @@ class CampaignRun:
                     self._give_back(message, calls)
                     return
                 calling = True
-                self.calls_started += 1
                 result = await self.provider.send(request)
                 calling = False
                 calls += 1
