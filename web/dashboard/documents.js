@@ -1,0 +1,56 @@
+// The GraphQL documents the dashboard sends, as constants: queries, mutations (one per
+// campaign action) and the two subscriptions.
+
+const STATS = "stats { total pending sent delivered read failed cancelled progress deliveryRate readRate failureRate }";
+const ROW_FIELDS = `id name status createdAt ${STATS}`;
+const CAMPAIGN_FIELDS = `id name body status statusReason allowedActions scheduledAt createdAt startedAt completedAt
+  ${STATS} events { from to action actor reason at }`;
+const PAYLOAD = `campaign { ${CAMPAIGN_FIELDS} } userErrors { field message code }`;
+
+export const VIEWER = "query Viewer { viewer { name } }";
+
+export const CAMPAIGNS = `query Campaigns($first: Int, $after: String) {
+  campaigns(first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor } edges { node { ${ROW_FIELDS} } }
+  }
+}`;
+
+export const ROW = `query Row($id: ID!) { campaign(id: $id) { ${ROW_FIELDS} } }`;
+
+export const CAMPAIGN = `query Campaign($id: ID!) { campaign(id: $id) { ${CAMPAIGN_FIELDS} } }`;
+
+export const TIMELINE = `query Timeline($id: ID!, $bucket: Int) {
+  campaign(id: $id) { report { timeline(bucketSeconds: $bucket) { at sent failed } } }
+}`;
+
+export const CREATE = `mutation Create($input: CreateCampaignInput!) { result: createCampaign(input: $input) { ${PAYLOAD} } }`;
+
+export const DELETE = "mutation Delete($id: ID!) { result: deleteCampaign(id: $id) { deletedId userErrors { field message code } } }";
+
+/** Live numbers of one campaign; `sendRate` is the server's messages per second. */
+export const PROGRESS = `subscription Progress($id: ID!) {
+  campaignProgress(id: $id) { campaignId status sendRate at ${STATS} }
+}`;
+
+export const STATUS_CHANGES = "subscription StatusChanges { campaignStatusChanges { campaignId name from to reason at } }";
+
+const ID_ARG = ["$id: ID!", "id: $id"];
+const AT_ARGS = ["$id: ID!, $scheduledAt: DateTime!", "id: $id, scheduledAt: $scheduledAt"];
+const INPUT_ARG = (type) => [`$input: ${type}!`, "input: $input"];
+const mutation = (field, [declared, args] = ID_ARG) => `mutation(${declared}) { result: ${field}(${args}) { ${PAYLOAD} } }`;
+
+/** The mutation of each CampaignAction that has one (DELETE and ADD_RECIPIENTS do not: see DELETE, api.uploadCsv). */
+export const ACTION_MUTATIONS = Object.freeze({
+  SEND_NOW: mutation("sendCampaignNow"),
+  SCHEDULE: mutation("scheduleCampaign", AT_ARGS),
+  RESCHEDULE: mutation("rescheduleCampaign", AT_ARGS),
+  UNSCHEDULE: mutation("unscheduleCampaign"),
+  PAUSE: mutation("pauseCampaign"),
+  RESUME: mutation("resumeCampaign"),
+  CANCEL: mutation("cancelCampaign"),
+  RETRY_FAILED: mutation("retryFailedMessages"),
+  RETRY: mutation("retryCampaign"),
+  DUPLICATE: mutation("duplicateCampaign"),
+  EDIT: mutation("updateCampaign", INPUT_ARG("UpdateCampaignInput")),
+  REMOVE_RECIPIENTS: mutation("removeRecipients", INPUT_ARG("RemoveRecipientsInput")),
+});
