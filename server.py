@@ -24,6 +24,8 @@ from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
 from jobs.effects import LifecycleEffects, lazy_redis
+from live.hub import LiveHub
+from live.publisher import ProgressPublisher
 from providers.whatsapp import provider_from
 from runtime import gc as gc_tuning
 from schema.app import schema
@@ -32,15 +34,14 @@ from schema.context import Context
 from schema.ws_handlers import LegacyWSHandler, TransportWSHandler
 from services.auth import authenticate, bearer_token
 from services.inbox import InboxApplier, InboxWriter
-from services.live import LiveHub
-from services.progress import ProgressPublisher
 from settings import Settings
 from web import dashboard as dashboard_package
 from web.auth import ApiKeyMiddleware
 from web.csv_routes import export_report, import_recipients
 from web.health import healthz, readyz
 from web.observability import ObservabilityMiddleware, configure_logging, metrics
-from web.webhooks import WebhookFastPath, whatsapp_webhook
+from web.webhooks import PATH as WEBHOOK_PATH
+from web.webhooks import WebhookFastPath, whatsapp_webhook_verify
 
 INIT_TIMEOUT = timedelta(seconds=10)
 
@@ -128,6 +129,8 @@ class App(Starlette):
 
 
 def create_app(settings: Settings | None = None, *, manage_logging: bool = True) -> Starlette:
+    """The app. `manage_logging`: it owns its process, so it configures the logs and
+    tunes the garbage collector (tests, which share their process, pass False)."""
     settings = settings or Settings.from_env()
     graphql = GraphQLApp(
         schema,
@@ -160,7 +163,8 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
             if publisher is not None:
                 await publisher.start()
                 await app.state.hub.start()
-            gc_tuning.tune()
+            if manage_logging:  # the app owns its process (not so in tests)
+                gc_tuning.tune()
             try:
                 yield {}
             finally:
@@ -182,7 +186,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         WebSocketRoute("/graphql", graphql),
         Route("/campaigns/{id}/recipients", import_recipients, methods=["POST"]),
         Route("/campaigns/{id}/report.csv", export_report, methods=["GET"]),
-        Route("/webhooks/whatsapp", whatsapp_webhook, methods=["GET", "POST"]),
+        Route(WEBHOOK_PATH, whatsapp_webhook_verify),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),

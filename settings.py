@@ -38,7 +38,6 @@ from domain.sending import InDoubtPolicy
 
 DEFAULT_DATABASE_URL = "sqlite://data/campaigns.sqlite3"
 GRAPH_API_URL = "https://graph.facebook.com"
-SIMULATOR_URL = "http://127.0.0.1:9000"
 #: a version segment at the end of a base URL ("…/v21.0")
 _VERSION = re.compile(r"/(v\d+\.\d+)/?$")
 

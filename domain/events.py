@@ -10,6 +10,8 @@ from typing import Literal, TypedDict
 
 
 class StatsPayload(TypedDict):
+    """One key per domain.stats.STAT_FIELDS, in its order."""
+
     total: int
     pending: int
     sent: int
@@ -40,6 +42,3 @@ class StatusEvent(TypedDict):
     reason: str | None
     version: int
     at: float
-
-
-STAT_FIELDS = ("total", "pending", "sent", "delivered", "read", "failed", "cancelled")

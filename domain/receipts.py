@@ -15,15 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from domain.messages import MessageStatus
-from domain.sending import IN_DOUBT_CODE, RECEIPT_RANK
+from domain.sending import IN_DOUBT_CODE, RECEIPT_RANK, ReceiptStatus
 
 M = MessageStatus
 
-SENT = "sent"
-DELIVERED = "delivered"
-READ = "read"
-FAILED = "failed"
-RECEIPT_STATUSES = (SENT, DELIVERED, READ, FAILED)
+SENT, DELIVERED, READ, FAILED = ReceiptStatus.SENT, ReceiptStatus.DELIVERED, ReceiptStatus.READ, ReceiptStatus.FAILED
+RECEIPT_STATUSES = tuple(ReceiptStatus)
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,12 +143,23 @@ class RetryPolicy:
         return min(self.cap, self.base * 2 ** (attempt - 1))
 
 
+class ReceiptStatus(StrEnum):
+    """The statuses a receipt can move a message with (Meta's status webhooks)."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """A status the provider reports later (webhook)."""
 
     provider_message_id: str
-    status: str  # sent | delivered | read | failed
+    #: a ReceiptStatus, or another status Meta sends that moves nothing (kept as text,
+    #: so it is counted as unchanged instead of dropped unseen)
+    status: ReceiptStatus | str
     timestamp: int  # unix seconds
     message_id: int | None = None  # ours, from biz_opaque_callback_data when present
     #: the send round of the request it is about (callback data); None when not stated
@@ -159,7 +170,7 @@ class Receipt:
 
 
 #: strength order of receipts: a weaker or equal one never moves a message backwards
-RECEIPT_RANK = {"sent": 1, "delivered": 2, "read": 3}
+RECEIPT_RANK: dict[str, int] = {ReceiptStatus.SENT: 1, ReceiptStatus.DELIVERED: 2, ReceiptStatus.READ: 3}
 
 
 @dataclass(frozen=True, slots=True)

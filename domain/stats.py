@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -43,3 +43,9 @@ class Stats:
             and 0 <= self.read <= self.delivered <= self.sent
             and min(self.pending, self.failed, self.cancelled) >= 0
         )
+
+
+#: THE list of a campaign's counters, in their order. Everything else that names them
+#: (the campaign row, the live event's payload, the GraphQL type, the list's row, the
+#: dashboard) derives from it or is checked against it (tests/domain/test_stats.py).
+STAT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Stats))

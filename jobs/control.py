@@ -26,8 +26,8 @@ from typing import TypedDict
 from redis.asyncio import Redis
 
 from domain.lifecycle import Action
-from jobs.keys import CONTROL_PATTERN, control_ack_key, control_channel
-from services.pubsub import listen
+from live.pubsub import listen
+from runtime.keys import CONTROL_PATTERN, control_ack_key, control_channel
 
 log = logging.getLogger("campaigns.control")
 

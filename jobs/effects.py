@@ -23,9 +23,9 @@ from redis.asyncio import ConnectionPool
 from domain.lease import MAX_PROOF_S, StopConfirmation
 from domain.lifecycle import ACTIVE, Action, CampaignStatus, Transition
 from jobs.control import request_stop
-from jobs.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, QUEUE, run_job_id, start_job_id
+from live.publisher import ProgressPublisher
 from models import Campaign
-from services.progress import ProgressPublisher
+from runtime.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, QUEUE, run_job_id, start_job_id
 
 log = logging.getLogger("campaigns.effects")
 

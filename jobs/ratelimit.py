@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from jobs.keys import account_rate_key
+from runtime.keys import account_rate_key
 
 log = logging.getLogger("campaigns.ratelimit")
 

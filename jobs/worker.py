@@ -35,14 +35,14 @@ from domain.lifecycle import ACTIVE, Action
 from domain.sending import Lease, RetryPolicy
 from jobs.control import ControlAck, ControlListener
 from jobs.effects import LifecycleEffects, redis_settings
-from jobs.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, JOB_SWEEP, QUEUE
 from jobs.ratelimit import AccountLimiter, Limiters, TokenBucket
 from jobs.sender import STOPPED_BY, CampaignRun, RunConfig, RunEnded
 from jobs.sweep import SWEEP_EVERY_S, start_scheduled, sweep
+from live.publisher import ProgressPublisher
 from models import Campaign
 from providers.whatsapp import WhatsAppProvider, provider_from
 from runtime import gc as gc_tuning
-from services.progress import ProgressPublisher
+from runtime.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, JOB_SWEEP, QUEUE
 from services.sending_store import SqlSendingStore
 from settings import Settings
 

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,10 +26,11 @@ from typing import Generic, TypeVar
 from redis.asyncio import Redis
 
 from domain.events import ProgressEvent, StatusEvent
-from jobs.keys import PROGRESS_PATTERN, STATUS_PATTERN
+from live.events import status_event
+from live.pubsub import listen
+from live.snapshots import load_progress
 from models import CampaignEvent
-from services.progress import load_progress
-from services.pubsub import listen
+from runtime.keys import PROGRESS_PATTERN, STATUS_PATTERN
 
 log = logging.getLogger("campaigns.live")
 
@@ -77,7 +78,7 @@ class ChangeSlot:
 
 
 @dataclass
-class Snapshot:
+class ProgressUpdate:
     """A progress event with the send rate the hub measured; built once per event and
     shared by every subscriber of the campaign."""
 
@@ -91,21 +92,18 @@ class LiveHub:
     def __init__(self, redis: Redis, reconnect_delay: float = 0.5) -> None:
         self.redis = redis
         self.reconnect_delay = reconnect_delay
-        self._campaigns: dict[int, set[Slot[Snapshot]]] = {}
+        self._campaigns: dict[int, set[Slot[ProgressUpdate]]] = {}
         self._workspaces: dict[int, set[ChangeSlot]] = {}
         self._latest: dict[int, float] = {}  # campaign -> `at` of the newest event seen
         self._history: dict[int, deque[tuple[float, int]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
-        self.reconnects = 0
-        #: observers for tests and metrics
-        self.on_event: Callable[[ProgressEvent | StatusEvent], None] | None = None
 
     # ------------------------------------------------------------- subscribers
 
     @contextmanager
-    def watch_campaign(self, campaign_id: int) -> Iterator[Slot[Snapshot]]:
-        slot: Slot[Snapshot] = Slot()
+    def watch_campaign(self, campaign_id: int) -> Iterator[Slot[ProgressUpdate]]:
+        slot: Slot[ProgressUpdate] = Slot()
         self._campaigns.setdefault(campaign_id, set()).add(slot)
         try:
             yield slot
@@ -131,7 +129,7 @@ class LiveHub:
                 if not slots:
                     del self._workspaces[workspace_id]
 
-    def snapshot(self, event: ProgressEvent) -> Snapshot:
+    def snapshot(self, event: ProgressEvent) -> ProgressUpdate:
         """Record the event in the campaign's rate history and return the snapshot."""
         stats = event["stats"]
         processed = stats["total"] - stats["pending"]
@@ -142,13 +140,11 @@ class LiveHub:
         first_at, first_done = history[0]
         span = event["at"] - first_at
         rate = max(0.0, (processed - first_done) / span) if span > 0.2 else 0.0
-        return Snapshot(event, rate)
+        return ProgressUpdate(event, rate)
 
     # --------------------------------------------------------------- dispatch
 
     def dispatch(self, event: ProgressEvent | StatusEvent) -> None:
-        if self.on_event is not None:
-            self.on_event(event)
         if event["type"] == "status":
             for change_slot in self._workspaces.get(event["workspace_id"], ()):
                 change_slot.put(event)
@@ -185,13 +181,9 @@ class LiveHub:
             lambda _channel, data: self._handle(data),
             self.connected,
             log,
-            on_reconnect=self._reconnected,
+            on_reconnect=self._resync,
             delay=self.reconnect_delay,
         )
-
-    async def _reconnected(self, lost_at: float) -> None:
-        self.reconnects += 1
-        await self._resync(lost_at)
 
     def _handle(self, data: object) -> None:
         if not isinstance(data, bytes | str):
@@ -219,15 +211,15 @@ class LiveHub:
             .prefetch_related("campaign")
         )
         for e in missed:
-            change: StatusEvent = {
-                "type": "status",
-                "campaign_id": e.campaign_id,
-                "workspace_id": e.campaign.workspace_id,
-                "name": e.campaign.name,
-                "from_status": e.from_status.value if e.from_status else None,
-                "to_status": e.to_status.value,
-                "reason": e.reason,
-                "version": e.campaign.version,
-                "at": e.at.timestamp(),
-            }
-            self.dispatch(change)
+            self.dispatch(
+                status_event(
+                    campaign_id=e.campaign_id,
+                    workspace_id=e.campaign.workspace_id,
+                    name=e.campaign.name,
+                    from_status=e.from_status,
+                    to_status=e.to_status,
+                    reason=e.reason,
+                    version=e.campaign.version,
+                    at=e.at.timestamp(),
+                )
+            )

@@ -27,6 +27,7 @@ from aiohttp.payload import BytesPayload
 from domain.sending import (
     Outcome,
     Receipt,
+    ReceiptStatus,
     SendRequest,
     SendResult,
     callback_data,
@@ -245,6 +246,14 @@ def _int(value: Any) -> int:
         return 0
 
 
+_KNOWN_STATUSES = {s.value: s for s in ReceiptStatus}
+
+
+def _receipt_status(state: str) -> ReceiptStatus | str:
+    lowered = state.lower()
+    return _KNOWN_STATUSES.get(lowered, lowered)
+
+
 def parse_status_webhook(payload: Any) -> list[Receipt]:
     """Receipts in a Meta webhook payload (`object: whatsapp_business_account`);
     entries of other kinds, inbound messages and malformed statuses are skipped."""
@@ -267,7 +276,7 @@ def parse_status_webhook(payload: Any) -> list[Receipt]:
         receipts.append(
             Receipt(
                 provider_message_id=provider_id,
-                status=state.lower(),
+                status=_receipt_status(state),
                 timestamp=_int(status.get("timestamp")),
                 message_id=ours.message_id if ours else None,
                 send_round=ours.send_round if ours else None,

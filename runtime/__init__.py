@@ -1,2 +1,3 @@
 """Process plumbing under everything else: the garbage collector's tuning, eager tasks,
-the embedded Redis, the migrations runner; and the terminal watcher (a client)."""
+the embedded Redis, the migrations runner. (The terminal watcher, a client of the API,
+is the `watch` package.)"""

@@ -17,7 +17,7 @@ Invariants:
   operation has ended (complete/stop, or the socket closed).
 - Latest wins per member: while a write to a slow socket waits, a newer frame
   replaces the one queued behind it. Writes start eagerly in the group's task
-  (runtime/eager.py), and only a write that must wait gets a task of its own, so a
+  (live/eager.py), and only a write that must wait gets a task of its own, so a
   slow or dead socket never holds up the others.
 """
 
@@ -36,8 +36,8 @@ import strawberry
 from graphql import parse
 from graphql.execution import execute_subscription_event
 
-from runtime.eager import start_eagerly
-from services.live import LiveHub, Slot, Snapshot
+from live.eager import start_eagerly
+from live.hub import LiveHub, ProgressUpdate, Slot
 
 log = logging.getLogger("campaigns.broadcast")
 
@@ -136,7 +136,7 @@ class Member:
 class Group:
     """The members asking the same thing of one campaign, and the task writing to them."""
 
-    def __init__(self, hub: LiveHub, campaign_id: int, render: Callable[[Snapshot], str]) -> None:
+    def __init__(self, hub: LiveHub, campaign_id: int, render: Callable[[ProgressUpdate], str]) -> None:
         self.members: set[Member] = set()
         self._render = render
         self._exit = ExitStack()
@@ -145,7 +145,7 @@ class Group:
         slot = self._exit.enter_context(hub.watch_campaign(campaign_id))
         self._task = asyncio.create_task(self._run(slot))
 
-    async def _run(self, slot: Slot[Snapshot]) -> None:
+    async def _run(self, slot: Slot[ProgressUpdate]) -> None:
         while True:
             snapshot = await slot.get()
             payload = self._render(snapshot)
@@ -162,7 +162,9 @@ class Renderer:
     """Executes one subscription document on a snapshot, as graphql-core would for each
     subscriber, and encodes the result once."""
 
-    def __init__(self, schema: strawberry.Schema, target: StreamTarget, view: Callable[[Snapshot], object]) -> None:
+    def __init__(
+        self, schema: strawberry.Schema, target: StreamTarget, view: Callable[[ProgressUpdate], object]
+    ) -> None:
         executor = schema.execution_context_class.build(  # type: ignore[attr-defined]
             schema._schema,
             parse(target.query),
@@ -173,7 +175,7 @@ class Renderer:
             raise ValueError(f"cannot execute the subscription: {executor}")
         self._executor, self._view = executor, view
 
-    def __call__(self, snapshot: Snapshot) -> str:
+    def __call__(self, snapshot: ProgressUpdate) -> str:
         try:
             result = execute_subscription_event(self._executor.build_per_event_executor(self._view(snapshot)))
             if isinstance(result, Awaitable):  # flat snapshots resolve synchronously
@@ -198,7 +200,7 @@ class Broadcaster:
     def groups(self) -> int:
         return len(self._groups)
 
-    def add(self, campaign_id: int, target: StreamTarget, view: Callable[[Snapshot], object]) -> Member:
+    def add(self, campaign_id: int, target: StreamTarget, view: Callable[[ProgressUpdate], object]) -> Member:
         """A new member of the group asking what `target` asks. Add it before reading
         the first snapshot: updates published meanwhile are kept (newest only) and sent
         after it if they are newer. Whoever holds the member must `leave()` it."""

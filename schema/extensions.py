@@ -24,7 +24,7 @@ from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 
 from domain.errors import DomainError
-from web.observability import current_request_id
+from runtime.request_ids import current_request_id
 
 log = logging.getLogger("campaigns.graphql")
 

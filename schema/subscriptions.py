@@ -1,4 +1,4 @@
-"""Subscriptions of the contract, fed by the process's LiveHub (services/live.py).
+"""Subscriptions of the contract, fed by the process's LiveHub (live/hub.py).
 
 Payloads are flat snapshots built once per event and shared by every subscriber: no
 database read per subscriber per event. Only the first snapshot of a subscription is
@@ -17,13 +17,13 @@ from domain.errors import Conflict
 from domain.ids import expect_id, to_global_id
 from domain.lifecycle import CampaignStatus
 from domain.stats import Stats
+from live.hub import LiveHub, ProgressUpdate
+from live.snapshots import own_progress
 from schema.broadcast import CURRENT_STREAM, Broadcaster
 from schema.context import Context
 from schema.types import CampaignStats
 from services.auth import Principal
 from services.campaigns import not_found
-from services.live import LiveHub, Snapshot
-from services.progress import own_progress
 
 Info = strawberry.Info[Context, None]
 
@@ -47,7 +47,7 @@ class CampaignStatusChange:
     at: datetime
 
 
-def _view(snapshot: Snapshot) -> CampaignProgress:
+def _view(snapshot: ProgressUpdate) -> CampaignProgress:
     if snapshot.view is None:
         event = snapshot.event
         stats = Stats(**event["stats"])
@@ -61,7 +61,7 @@ def _view(snapshot: Snapshot) -> CampaignProgress:
     return snapshot.view  # type: ignore[return-value]
 
 
-async def _first_snapshot(hub: LiveHub, principal: Principal, pk: int) -> Snapshot:
+async def _first_snapshot(hub: LiveHub, principal: Principal, pk: int) -> ProgressUpdate:
     """The campaign's numbers from the database; another workspace's is not found."""
     event = await own_progress(principal.workspace_id, pk)
     if event is None:

@@ -14,7 +14,7 @@ from domain import lifecycle
 from domain.ids import encode_cursor, to_global_id
 from domain.lifecycle import CampaignStatus
 from domain.messages import Channel, MessageStatus
-from domain.stats import Stats
+from domain.stats import STAT_FIELDS, Stats
 from services import reads
 from services.reads import CampaignPage, CampaignRow, Page
 
@@ -67,14 +67,9 @@ class CampaignStats:
 
     @classmethod
     def of(cls, s: Stats) -> CampaignStats:
+        counters = {name: getattr(s, name) for name in STAT_FIELDS}
         return cls(
-            total=s.total,
-            pending=s.pending,
-            sent=s.sent,
-            delivered=s.delivered,
-            read=s.read,
-            failed=s.failed,
-            cancelled=s.cancelled,
+            **counters,
             progress=s.progress,
             delivery_rate=s.delivery_rate,
             read_rate=s.read_rate,
@@ -83,7 +78,7 @@ class CampaignStats:
 
 
 def stats_of(c: models.Campaign | CampaignRow) -> Stats:
-    return Stats(c.total, c.pending, c.sent, c.delivered, c.read, c.failed, c.cancelled)
+    return Stats(**{name: getattr(c, name) for name in STAT_FIELDS})
 
 
 @strawberry.type

@@ -70,11 +70,6 @@ async def authenticate(key: str | None) -> Principal | None:
     return principal
 
 
-def forget_cached_keys() -> None:
-    """Drop every cached verdict (after revoking keys, and in tests)."""
-    _cache.clear()
-
-
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header."""
     if not authorization:

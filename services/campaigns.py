@@ -19,7 +19,7 @@ from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from domain.ids import to_global_id
 from domain.lifecycle import Action, CampaignStatus
 from models import Campaign, CampaignEvent
-from services import db
+from services import counters, db
 from services.auth import Principal
 
 
@@ -132,6 +132,6 @@ async def duplicate_campaign(principal: Principal, pk: int, name: str | None) ->
             "WHERE o.workspace_id = ? AND o.phone = m.phone) ORDER BY m.id",
             [copy.id, source.id, principal.workspace_id],
         )
-        await Campaign.filter(id=copy.id).using_db(conn).update(total=copied, pending=copied)
+        await counters.move(conn, copy.id, total=copied, pending=copied)
         await _record_creation(conn, copy.id, principal.actor, f"duplicate of {to_global_id('Campaign', source.id)}")
     return await get_campaign(principal, copy.id)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from domain.events import STAT_FIELDS
+from domain.stats import STAT_FIELDS
 from services import db
 
 

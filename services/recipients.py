@@ -25,7 +25,7 @@ from domain.lifecycle import Action
 from domain.recipients import MAX_RECIPIENTS_PER_CALL, InvalidRecipient, recipient
 from domain.templates import missing_variables, placeholders
 from models import Campaign
-from services import db
+from services import counters, db
 from services.auth import Principal
 from services.campaigns import get_campaign, now_utc, refusal
 
@@ -144,12 +144,8 @@ class RecipientWriter:
     async def finish(self) -> AddReport:
         await self.flush()
         await self._wait_copy()
-        if self.report.added:
-            await (
-                Campaign.filter(id=self.campaign_id)
-                .using_db(self.conn)
-                .update(total=F("total") + self.report.added, pending=F("pending") + self.report.added)
-            )
+        added = self.report.added
+        await counters.move(self.conn, self.campaign_id, total=added, pending=added)
         return self.report
 
     async def _present(self, table: str, owner: str, owner_id: int, batch: Sequence[tuple[str, str]]) -> set[str]:
@@ -227,10 +223,7 @@ async def remove_recipients(principal: Principal, pk: int, phones: Sequence[str]
                 f"DELETE FROM message WHERE campaign_id = ? AND phone IN ({marks})",
                 [pk, *chunk],
             )
-        if removed:
-            await (
-                Campaign.filter(id=pk).using_db(conn).update(total=F("total") - removed, pending=F("pending") - removed)
-            )
+        await counters.move(conn, pk, total=-removed, pending=-removed)
     return await get_campaign(principal, pk)
 
 

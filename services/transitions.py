@@ -47,6 +47,7 @@ class Applied:
     campaign: Campaign
     stop: StopConfirmation | None = None
 
+
 _ATTEMPTS = 5
 
 
@@ -139,6 +140,39 @@ async def _commit(campaign: Campaign, t: Transition, fields: dict[str, Any], act
     return True
 
 
+Plan = Callable[[Campaign], Awaitable["tuple[Transition, dict[str, Any]] | None"]]
+
+
+class _Contended(Exception):
+    """The campaign changed under every attempt."""
+
+
+async def _apply(
+    read: Callable[[], Awaitable[Campaign | None]],
+    plan: Plan,
+    actor: str,
+    reason: str | None,
+    after: AfterTransition | None,
+) -> tuple[Campaign, StopConfirmation | None] | None:
+    """Read, decide (the transition and its columns, or None to do nothing), commit
+    conditionally; a lost race re-reads and decides again from the new status. After
+    the commit, `after` runs and the campaign as it is now is returned."""
+    for _ in range(_ATTEMPTS):
+        campaign = await read()
+        if campaign is None:
+            return None
+        planned = await plan(campaign)
+        if planned is None:
+            return None
+        t, fields = planned
+        if not await _commit(campaign, t, fields, actor, reason):
+            continue  # lost a race: re-read and decide again from the new status
+        updated = await read()
+        assert updated is not None
+        return updated, (await after(updated, t) if after is not None else None)
+    raise _Contended
+
+
 async def apply_action(
     principal: Principal,
     pk: int,
@@ -151,18 +185,19 @@ async def apply_action(
     """Apply a user action that changes (or keeps) the status. Raises NotFound,
     InvalidTransition (naming the current status and allowed actions), ValidationFailed
     from a guard, or Conflict if the campaign kept changing under us."""
-    for _ in range(_ATTEMPTS):
-        campaign = await get_campaign(principal, pk)
+
+    async def plan(campaign: Campaign) -> tuple[Transition, dict[str, Any]]:
         t = lifecycle.transition(campaign.status, action)
         now = now_utc()
         await _check_guards(campaign, t, scheduled_at, now)
-        fields = _status_fields(t, now, reason, scheduled_at)
-        if not await _commit(campaign, t, fields, principal.actor, reason):
-            continue  # lost a race: re-read and decide again from the new status
-        updated = await get_campaign(principal, pk)
-        stop = await after(updated, t) if after is not None else None
-        return Applied(updated, stop)
-    raise Conflict("The campaign kept changing while this request ran; try again.", ("id",))
+        return t, _status_fields(t, now, reason, scheduled_at)
+
+    try:
+        done = await _apply(lambda: get_campaign(principal, pk), plan, principal.actor, reason, after)
+    except _Contended:
+        raise Conflict("The campaign kept changing while this request ran; try again.", ("id",)) from None
+    assert done is not None  # get_campaign raises rather than return nothing
+    return Applied(*done)
 
 
 async def _check_guards(campaign: Campaign, t: Transition, scheduled_at: datetime | None, now: datetime) -> None:
@@ -197,21 +232,19 @@ async def apply_system_action(
     """A transition taken by the system (scheduler, worker, failure guard): the same
     table, the same conditional UPDATE and event. Returns None when the campaign is
     not (or no longer) in a status that allows `action` — a stale job does nothing."""
-    for _ in range(_ATTEMPTS):
-        campaign = await Campaign.get_or_none(id=campaign_id)
-        if campaign is None or (expect is not None and campaign.status is not expect):
+
+    async def plan(campaign: Campaign) -> tuple[Transition, dict[str, Any]] | None:
+        if expect is not None and campaign.status is not expect:
             return None
         if guard is not None and not guard(campaign):
-            return None  # e.g. a stale schedule token: the version check below keeps it true
+            return None  # e.g. a stale schedule token: the version check keeps it true
         if (campaign.status, action) not in lifecycle.TABLE:
             return None
         t = lifecycle.transition(campaign.status, action)
-        now = now_utc()
-        fields = _status_fields(t, now, reason, campaign.scheduled_at)
-        if not await _commit(campaign, t, fields, actor, reason):
-            continue
-        updated = await Campaign.get(id=campaign_id)
-        if after is not None:
-            await after(updated, t)
-        return updated
-    return None
+        return t, _status_fields(t, now_utc(), reason, campaign.scheduled_at)
+
+    try:
+        done = await _apply(lambda: Campaign.get_or_none(id=campaign_id), plan, actor, reason, after)
+    except _Contended:
+        return None
+    return done[0] if done is not None else None

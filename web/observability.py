@@ -6,11 +6,8 @@ buffer streamed bodies (the CSV export streams).
 
 from __future__ import annotations
 
-import contextvars
-import itertools
 import json
 import logging
-import secrets
 import sys
 import time
 from datetime import UTC, datetime
@@ -21,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+from runtime.request_ids import REQUEST_ID, current_request_id, new_request_id
 
 REQUESTS = Counter("campaigns_http_requests_total", "HTTP requests handled", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -30,20 +27,6 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-
-
-def current_request_id() -> str:
-    return _request_id.get()
-
-
-#: request ids: this process's random prefix and a counter. Unique enough to find a log
-#: line, and no system call per request (os.urandom was a few % of a webhook's CPU).
-_PREFIX = secrets.token_hex(4)
-_SEQUENCE = itertools.count(1)
-
-
-def new_request_id() -> str:
-    return f"{_PREFIX}{next(_SEQUENCE):08x}"
 
 
 def _route_label(path: str) -> str:
@@ -65,7 +48,7 @@ class ObservabilityMiddleware:
             return
         incoming = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming[:64] if incoming.isprintable() and incoming else new_request_id()
-        token = _request_id.set(request_id)
+        token = REQUEST_ID.set(request_id)
         route = _route_label(scope["path"])
         started = time.perf_counter()
         status = 500
@@ -86,7 +69,7 @@ class ObservabilityMiddleware:
         finally:
             if scope["type"] == "http":
                 REQUESTS.labels(scope["method"], route, str(status)).inc()
-            _request_id.reset(token)
+            REQUEST_ID.reset(token)
 
 
 async def metrics(_request: Request) -> Response:

@@ -242,17 +242,20 @@ class ScriptedProvider:
     latency: float = 0.0
     calls: list[Call] = field(default_factory=list)
     answered: list[tuple[int, SendResult]] = field(default_factory=list)
+    _tries: dict[int, int] = field(default_factory=dict)
 
     def attempts(self, message_id: int) -> int:
-        return sum(c.message_id == message_id for c in self.calls)
+        return self._tries.get(message_id, 0)
 
     @property
     def in_flight(self) -> int:
         return len(self.calls) - len(self.answered)
 
     async def send(self, request: SendRequest) -> SendResult:
-        attempt = self.attempts(request.message_id)
-        self.calls.append(Call(request.message_id, attempt, time.monotonic()))
+        started = time.monotonic()  # first: the moment the run let the call start
+        attempt = self._tries.get(request.message_id, 0)
+        self._tries[request.message_id] = attempt + 1
+        self.calls.append(Call(request.message_id, attempt, started))
         if self.gate is not None:
             await self.gate.wait()
         if self.latency:

@@ -14,11 +14,11 @@ from domain.lifecycle import CampaignStatus
 from domain.sending import Recorded, RecordedStatus
 from jobs.control import ControlListener
 from jobs.effects import lazy_redis
-from jobs.keys import QUEUE
 from jobs.sweep import sweep
 from jobs.worker import Runner
 from models import Campaign, Message
 from providers.whatsapp import provider_from
+from runtime.keys import QUEUE
 from settings import Settings
 from tests.conftest import Api
 from tests.schema.states import campaign_in

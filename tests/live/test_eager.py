@@ -7,7 +7,7 @@ import contextvars
 
 import pytest
 
-from runtime.eager import start_eagerly
+from live.eager import start_eagerly
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 

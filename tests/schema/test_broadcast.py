@@ -19,10 +19,11 @@ from starlette.applications import Starlette
 
 from domain.events import ProgressEvent
 from domain.ids import expect_id
-from jobs.keys import progress_channel
+from runtime.keys import progress_channel
 from schema.broadcast import Broadcaster, Member, StreamTarget
 from settings import Settings
 from tests.conftest import Api
+from tests.waiting import until
 from tests.wsclient import LEGACY_WS, TRANSPORT_WS, Session, connect
 
 PROGRESS = "subscription($id: ID!) { campaignProgress(id: $id) { status at stats { total sent failed } } }"
@@ -102,7 +103,7 @@ async def test_every_subscriber_gets_the_same_rendering_of_each_update(
         progress = frames[0]["payload"]["data"]["campaignProgress"]
         assert progress["status"] == "PROCESSING" and progress["stats"] == {"total": 100, "sent": 42, "failed": 0}
         assert await small.data() == {"campaignProgress": {"stats": {"sent": 42}}}
-    await wait_until(lambda: broadcaster.groups == groups_before)  # the last to leave closes a group
+    await until(lambda: broadcaster.groups == groups_before)  # the last to leave closes a group
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
@@ -199,7 +200,7 @@ async def test_a_slow_socket_gets_the_newest_frame_only_and_holds_no_one_up() ->
     assert sent_slow == ['{"id":"1","payload":1}']  # the first write waits on the socket
     assert len(sent_fast) == 4  # the other member was not held up
     release.set()
-    await wait_until(lambda: len(sent_slow) == 2)
+    await until(lambda: len(sent_slow) == 2)
     assert sent_slow[-1] == '{"id":"1","payload":4}'  # 2 and 3 were replaced, never queued
     for task in streams:
         task.cancel()
@@ -220,13 +221,6 @@ async def publish_for(redis: Redis, pk: int, seconds: float) -> int:
         await publish(redis, event(pk, sent))
         await asyncio.sleep(0.05)
     return sent
-
-
-async def wait_until(condition: Any, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.02)
 
 
 async def test_outside_the_websocket_handlers_each_result_goes_through_the_stream(

@@ -129,4 +129,3 @@ async def test_a_body_that_cannot_be_applied_is_set_aside_and_the_rest_applied(
     statuses = dict(await Message.filter(campaign_id=pk).values_list("id", "status"))
     assert [statuses[i] for i in ids] == ["DELIVERED", "SENT", "DELIVERED"]
     assert any("set aside" in r.getMessage() and str(ids[1]) in r.getMessage() for r in caplog.records)
-

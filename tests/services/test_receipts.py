@@ -388,9 +388,7 @@ async def test_a_receipt_resolves_an_in_doubt_failure(api: Api) -> None:
         await db.execute(conn, "UPDATE campaign SET pending = pending - 2, failed = failed + 2 WHERE id = ?", [pk])
     await assert_consistent(pk)
     failure = Receipt(pid(ids[1]), "failed", T0 + 4, message_id=ids[1], send_round=0, error_code="131026")
-    report = await apply_receipts(
-        [Receipt(pid(ids[0]), "delivered", T0 + 3, message_id=ids[0], send_round=0), failure]
-    )
+    report = await apply_receipts([Receipt(pid(ids[0]), "delivered", T0 + 3, message_id=ids[0], send_round=0), failure])
     assert report.applied == 2
     settled = await Message.get(id=ids[0])
     assert (settled.status, settled.error_code, settled.failed_at) == ("DELIVERED", None, None)

@@ -1,0 +1,40 @@
+"""The campaign's counters are declared once (domain.stats.STAT_FIELDS): every other
+place that names them is checked against that list here."""
+
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from domain.events import StatsPayload
+from domain.receipts import Deltas
+from domain.stats import STAT_FIELDS, Stats
+from models import Campaign
+from schema.types import CampaignStats
+from services.reads import CampaignRow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_one_list_is_the_stats_dataclass() -> None:
+    assert STAT_FIELDS == ("total", "pending", "sent", "delivered", "read", "failed", "cancelled")
+    assert STAT_FIELDS == tuple(f.name for f in fields(Stats))
+
+
+def test_every_declaration_of_the_counters_matches_it() -> None:
+    assert tuple(typing.get_type_hints(StatsPayload)) == STAT_FIELDS  # the live event's payload
+    assert set(STAT_FIELDS) <= set(Campaign._meta.fields_map)  # the campaign row
+    row = [f for f in CampaignRow.__dataclass_fields__ if f in STAT_FIELDS]
+    assert tuple(row) == STAT_FIELDS  # the campaigns list's row
+    graphql = [f for f in CampaignStats.__annotations__ if f in STAT_FIELDS]
+    assert tuple(graphql) == STAT_FIELDS  # the GraphQL type
+    # what a receipt can move: every counter but total and cancelled, in the same order
+    assert tuple(f.name for f in fields(Deltas)) == tuple(f for f in STAT_FIELDS if f not in ("total", "cancelled"))
+
+
+def test_the_dashboard_shows_the_same_counters() -> None:
+    dashboard = "\n".join(p.read_text() for p in (ROOT / "web" / "dashboard").rglob("*.js"))
+    for name in STAT_FIELDS:
+        assert re.search(rf"\b{name}\b", dashboard), name
