@@ -174,7 +174,11 @@ def cmd_dev(args: argparse.Namespace) -> None:
     redis = None
     if settings.redis_url is None:
         redis = EmbeddedRedis(DEV_DIR)
-        settings = dataclasses.replace(settings, redis_url=redis.start())
+        try:
+            settings = dataclasses.replace(settings, redis_url=redis.start())
+        except RuntimeError as exc:  # it left no server behind
+            print(f"campaigns dev: {exc}", file=sys.stderr)
+            sys.exit(2)
         os.environ["REDIS_URL"] = settings.redis_url or ""
     # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it lets the
     # finally below stop the embedded Redis instead of leaving it running.
@@ -247,7 +251,7 @@ async def _dev(settings: Settings, host: str, port: int, args: argparse.Namespac
 
 
 def cmd_watch(args: argparse.Namespace) -> None:
-    from runtime.watch import main as watch
+    from watch.app import main as watch
 
     sys.exit(watch(args))
 

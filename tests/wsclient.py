@@ -1,53 +1,48 @@
-"""Minimal GraphQL-over-WebSocket clients for tests: graphql-transport-ws and the
-legacy graphql-ws (subscriptions-transport-ws), over a real socket."""
+"""The tests' GraphQL-over-WebSocket client: the project's own (`watch/client.py`, which
+`campaigns watch` uses), with variables as keywords, `data()` for the next result, and
+the legacy graphql-ws (subscriptions-transport-ws) besides graphql-transport-ws."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import websockets
-from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
-TRANSPORT_WS = "graphql-transport-ws"
+from watch import client
+from watch.client import Rejected, ws_url
+
+TRANSPORT_WS: str = client.PROTOCOL
 LEGACY_WS = "graphql-ws"
 
+__all__ = ["LEGACY_WS", "TRANSPORT_WS", "Rejected", "Session", "connect"]
 
-class Rejected(Exception):
-    """The server refused the connection (close code and reason)."""
 
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
+class LegacySession(client.Session):
+    """graphql-ws: the same exchange under older names (`start`/`stop`, `data`), with
+    `ka` keep-alives; a refused `connection_init` is a `connection_error` message."""
+
+    PROTOCOL = Subprotocol(LEGACY_WS)
+    SUBSCRIBE = "start"
+    COMPLETE = "stop"
+    SKIPPED = frozenset({"ka", "pong"})
 
 
 class Session:
-    def __init__(self, ws: ClientConnection, protocol: str) -> None:
-        self.ws = ws
-        self.protocol = protocol
-        self._ids = 0
+    def __init__(self, inner: client.Session) -> None:
+        self.inner = inner
+        self.ws = inner.ws
+        self.protocol: str = inner.PROTOCOL
 
     async def subscribe(self, query: str, **variables: Any) -> str:
-        self._ids += 1
-        op = str(self._ids)
-        kind = "subscribe" if self.protocol == TRANSPORT_WS else "start"
-        await self.ws.send(json.dumps({"id": op, "type": kind, "payload": {"query": query, "variables": variables}}))
-        return op
+        return await self.inner.subscribe(query, variables)
 
     async def next(self, timeout: float = 10) -> dict[str, Any]:
         """The next data/error message of any operation (answers pings)."""
-        while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-            kind = message.get("type")
-            if kind == "ping":
-                await self.ws.send(json.dumps({"type": "pong"}))
-                continue
-            if kind in ("ka", "pong"):
-                continue
-            return message
+        async with asyncio.timeout(timeout):
+            return await self.inner.receive()
 
     async def data(self, timeout: float = 10) -> dict[str, Any]:
         message = await self.next(timeout)
@@ -59,18 +54,7 @@ class Session:
 
 @asynccontextmanager
 async def connect(url: str, key: str | None, protocol: str = TRANSPORT_WS) -> AsyncIterator[Session]:
-    ws_url = url.replace("http://", "ws://").replace("https://", "wss://") + "/graphql"
-    async with websockets.connect(ws_url, subprotocols=[protocol], compression=None) as ws:  # type: ignore[list-item]
-        payload = {"Authorization": f"Bearer {key}"} if key else {}
-        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
-        try:
-            while True:
-                ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                if ack["type"] == "ka":
-                    continue
-                break
-        except websockets.ConnectionClosed as closed:
-            raise Rejected(closed.rcvd.code if closed.rcvd else None, closed.rcvd.reason if closed.rcvd else "") from None
-        if ack["type"] != "connection_ack":
-            raise Rejected(None, json.dumps(ack))
-        yield Session(ws, protocol)
+    """`url` is the service's http(s) base; `Rejected` when the server refuses the key."""
+    kind = {TRANSPORT_WS: client.Session, LEGACY_WS: LegacySession}[protocol]
+    async with kind.open(ws_url(url), key, compression=None) as inner:
+        yield Session(inner)

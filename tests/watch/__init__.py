@@ -1,0 +1,1 @@
+"""Tests of the `watch` package: `campaigns watch ID`."""
