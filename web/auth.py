@@ -7,10 +7,10 @@ GraphiQL page itself is public: it is a static page, and the key goes in its hea
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.auth import authenticate, bearer_token
+from web.errors import HttpErrorCode, error_response
 
 PUBLIC = frozenset({"/", "/healthz", "/readyz", "/metrics", "/favicon.ico"})
 # /simulator/ is mounted by `campaigns dev` only; it checks its own Bearer token.
@@ -40,16 +40,10 @@ class ApiKeyMiddleware:
             return
         principal = await authenticate(bearer_token(headers.get("authorization")))
         if principal is None:
-            response = JSONResponse(
-                {
-                    "errors": [
-                        {
-                            "message": "A valid API key is required: Authorization: Bearer <key>.",
-                            "extensions": {"code": "UNAUTHENTICATED"},
-                        }
-                    ]
-                },
-                status_code=401,
+            response = error_response(
+                401,
+                "A valid API key is required: Authorization: Bearer <key>.",
+                HttpErrorCode.UNAUTHENTICATED,
                 headers={"WWW-Authenticate": 'Bearer realm="campaigns"'},
             )
             await response(scope, receive, send)

@@ -5,33 +5,24 @@ from __future__ import annotations
 import tempfile
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from domain.errors import DomainError, ErrorCode, LimitExceeded, ValidationFailed
+from domain.errors import DomainError, LimitExceeded
 from domain.ids import expect_id
 from services.campaigns import get_campaign
 from services.csv_io import export_csv, import_csv
+from web.errors import HttpErrorCode, domain_error_response, error_response
 
-_HTTP_STATUS = {
-    ErrorCode.NOT_FOUND: 404,
-    ErrorCode.VALIDATION: 422,
-    ErrorCode.INVALID_TRANSITION: 409,
-    ErrorCode.CONFLICT: 409,
-    ErrorCode.LIMIT_EXCEEDED: 413,
-}
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
-def error_response(error: DomainError, status: int | None = None) -> JSONResponse:
-    body = {"errors": [{"message": error.message, "code": error.code.value, "field": list(error.field or ())}]}
-    return JSONResponse(body, status_code=status or _HTTP_STATUS[error.code])
-
-
-async def import_recipients(request: Request) -> JSONResponse:
+async def import_recipients(request: Request) -> Response:
     principal = request.state.principal
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("text/csv", "application/csv"):
-        return error_response(ValidationFailed("Send the file as Content-Type: text/csv.", ("content-type",)), 415)
+        return error_response(
+            415, "Send the file as Content-Type: text/csv.", HttpErrorCode.UNSUPPORTED_MEDIA_TYPE, ("content-type",)
+        )
     limit = request.app.state.settings.max_import_bytes
     try:
         pk = expect_id(request.path_params["id"], "Campaign")
@@ -45,9 +36,9 @@ async def import_recipients(request: Request) -> JSONResponse:
                 spool.write(chunk)
             report = await import_csv(principal, pk, spool)  # type: ignore[arg-type]
     except DomainError as error:
-        return error_response(error)
+        return domain_error_response(error)
     except ClientDisconnect:
-        return JSONResponse({"errors": [{"message": "upload interrupted"}]}, status_code=400)
+        return error_response(400, "The upload was interrupted.", HttpErrorCode.BAD_REQUEST, ("csv",))
     return JSONResponse(
         {
             "added": report.added,
@@ -59,13 +50,13 @@ async def import_recipients(request: Request) -> JSONResponse:
     )
 
 
-async def export_report(request: Request) -> StreamingResponse | JSONResponse:
+async def export_report(request: Request) -> Response:
     principal = request.state.principal
     gid = request.path_params["id"]
     try:
         campaign = await get_campaign(principal, expect_id(gid, "Campaign"))
     except DomainError as error:
-        return error_response(error)
+        return domain_error_response(error)
     return StreamingResponse(
         export_csv(campaign),
         media_type="text/csv; charset=utf-8",

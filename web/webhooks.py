@@ -20,14 +20,17 @@ import json
 import time
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from domain.errors import ErrorCode
 from providers.whatsapp import verify_signature
-from web.observability import LATENCY, REQUESTS, new_request_id
+from runtime.request_ids import new_request_id
+from web.errors import HttpErrorCode, error_body, error_response
+from web.observability import LATENCY, REQUESTS
 
-__all__ = ["MAX_WEBHOOK_BYTES", "PATH", "WebhookFastPath", "whatsapp_webhook", "whatsapp_webhook_verify"]
+__all__ = ["MAX_WEBHOOK_BYTES", "PATH", "WebhookFastPath", "whatsapp_webhook_verify"]
 
 PATH = "/webhooks/whatsapp"
 #: Meta's webhook payloads are small (a few KiB); refuse anything absurd
@@ -35,56 +38,39 @@ MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 
 
 async def whatsapp_webhook_verify(request: Request) -> Response:
-    """GET: echo `hub.challenge` when `hub.mode=subscribe` and the verify token match."""
+    """GET: echo `hub.challenge` when `hub.mode=subscribe` and the verify token match.
+    A Starlette endpoint; POSTs never reach the router (WebhookFastPath answers them)."""
     params = request.query_params
     expected = request.app.state.settings.whatsapp_verify_token
     token = params.get("hub.verify_token") or ""
     if expected and params.get("hub.mode") == "subscribe" and hmac.compare_digest(token.encode(), expected.encode()):
         return PlainTextResponse(params.get("hub.challenge") or "")
-    return PlainTextResponse("verification failed", status_code=403)
-
-
-def _error(message: str) -> bytes:
-    return json.dumps({"errors": [{"message": message}]}).encode()
+    return error_response(403, "The verify token does not match.", HttpErrorCode.FORBIDDEN, ("hub.verify_token",))
 
 
 _RECEIVED = b'{"received":true}'
-_TOO_LARGE = (413, _error("payload too large"))
-_INTERRUPTED = (400, _error("request interrupted"))
+_TOO_LARGE = (413, error_body(f"The payload is larger than {MAX_WEBHOOK_BYTES:,} bytes.", ErrorCode.LIMIT_EXCEEDED))
+_INTERRUPTED = (400, error_body("The request was interrupted.", HttpErrorCode.BAD_REQUEST))
+_BAD_SIGNATURE = (401, error_body("Missing or invalid X-Hub-Signature-256.", HttpErrorCode.UNAUTHENTICATED))
+_NOT_JSON = (400, error_body("The body is not a JSON object.", HttpErrorCode.BAD_REQUEST))
+_NOT_STORED = (503, error_body("The receipt could not be stored; send it again.", HttpErrorCode.UNAVAILABLE))
 
 
 async def receive_statuses(state: Any, body: bytes, signature: str | None) -> tuple[int, bytes]:
     """The POST's answer (status, JSON body) for a raw body and its signature header."""
     if not verify_signature(state.settings.whatsapp_app_secret, body, signature):
-        return 401, _error("missing or invalid X-Hub-Signature-256")
+        return _BAD_SIGNATURE
     try:
         payload = json.loads(body)
     except ValueError:
-        return 400, _error("the body is not JSON")
+        return _NOT_JSON
     if not isinstance(payload, dict):
-        return 400, _error("the body is not a JSON object")
+        return _NOT_JSON
     try:
         await state.inbox.put(body.decode())
     except Exception:
-        return 503, _error("the receipt could not be stored; send it again")
+        return _NOT_STORED
     return 200, _RECEIVED
-
-
-async def whatsapp_webhook(request: Request) -> Response:
-    """Both methods as a Starlette endpoint: `Route(PATH, whatsapp_webhook, methods=["GET",
-    "POST"])` (the app answers POSTs in WebhookFastPath before they get here)."""
-    if request.method != "POST":
-        return await whatsapp_webhook_verify(request)
-    raw = bytearray()
-    try:
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_WEBHOOK_BYTES:
-                return Response(_TOO_LARGE[1], _TOO_LARGE[0], media_type="application/json")
-    except ClientDisconnect:
-        return Response(_INTERRUPTED[1], _INTERRUPTED[0], media_type="application/json")
-    status, answer = await receive_statuses(request.app.state, bytes(raw), request.headers.get("x-hub-signature-256"))
-    return Response(answer, status, media_type="application/json")
 
 
 class WebhookFastPath:

@@ -133,7 +133,7 @@ async def test_another_workspaces_campaign_is_404(api: Api, other_api: Api) -> N
     theirs = await other_api.ready_campaign(2)
     response = await export(api, theirs["id"])
     assert response.status_code == 404
-    assert response.json()["errors"][0]["code"] == "NOT_FOUND"
+    assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assert phone(0) not in response.text
 
 
@@ -141,7 +141,7 @@ async def test_malformed_or_unknown_id_is_404(api: Api) -> None:
     for gid in ("nope", to_global_id("Message", 1), to_global_id("Campaign", 2**62)):
         response = await export(api, gid)
         assert response.status_code == 404, gid
-        assert response.json()["errors"][0]["code"] == "NOT_FOUND"
+        assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
 async def test_without_a_valid_key_is_401(api: Api) -> None:

@@ -62,9 +62,9 @@ async def view(api: Api, gid: str) -> dict[str, Any]:
 def refusal(response: httpx.Response, status: int, code: str, field: list[str] | None = None) -> str:
     assert response.status_code == status, response.text
     [error] = response.json()["errors"]
-    assert error["code"] == code, error
+    assert error["extensions"]["code"] == code, error
     if field is not None:
-        assert error["field"] == field, error
+        assert error["extensions"]["field"] == field, error
     return str(error["message"])
 
 
@@ -363,7 +363,7 @@ async def test_wrong_content_type_is_415(api: Api, content_type: str | None) -> 
     campaign = await api.create_campaign()
     response = await upload(api, campaign["id"], csv_of(2), content_type=content_type)
     assert response.status_code == 415, response.text
-    assert response.json()["errors"][0]["field"] == ["content-type"]
+    assert response.json()["errors"][0]["extensions"]["field"] == ["content-type"]
     assert (await view(api, campaign["id"]))["stats"]["total"] == 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ if not CHROMIUM.exists():
     )
 
 from playwright.async_api import Locator, Page, async_playwright, expect  # noqa: E402
+
+from tests.processes import free_port, stop, wait_http  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 # The README's screenshot is refreshed only on request (UPDATE_SCREENSHOT=1), so a test
@@ -55,17 +56,11 @@ STATS = ("total", "pending", "sent", "delivered", "read", "failed", "cancelled")
 CAMPAIGN = f"query($id: ID!) {{ campaign(id: $id) {{ status allowedActions stats {{ {' '.join(STATS)} }} }} }}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def dev_server() -> Iterator[tuple[str, str]]:
     """`campaigns dev` on a free port in a temporary directory; (base URL, dev API key)."""
     tmp = Path(tempfile.mkdtemp(prefix="campaigns-dashboard-"))
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -90,16 +85,10 @@ def dev_server() -> Iterator[tuple[str, str]]:
     base = f"http://127.0.0.1:{port}"
     try:
         key = _wait_for_key(proc, stdout, stderr)
-        _wait_for_health(proc, base, stderr)
+        wait_http(f"{base}/healthz", proc, stderr.read_text)
         yield base, key
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # like Ctrl-C: it stops its embedded Redis too
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, signal.SIGINT, 20)  # like Ctrl-C: it stops its embedded Redis too
 
 
 def _wait_for_key(proc: subprocess.Popen[bytes], stdout: Path, stderr: Path, timeout: float = 60) -> str:
@@ -113,20 +102,6 @@ def _wait_for_key(proc: subprocess.Popen[bytes], stdout: Path, stderr: Path, tim
             raise RuntimeError(f"campaigns dev exited {proc.returncode}: {stderr.read_text()[-3000:]}")
         time.sleep(0.1)
     raise RuntimeError(f"campaigns dev printed no key: {stdout.read_text()[-2000:]}")
-
-
-def _wait_for_health(proc: subprocess.Popen[bytes], base: str, stderr: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"campaigns dev exited {proc.returncode}: {stderr.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"campaigns dev did not answer at {base}")
 
 
 class Gql:

@@ -16,14 +16,13 @@ from starlette.routing import Route
 
 from models import Campaign, Message
 from providers.whatsapp import signature
+from server import App
 from services.inbox import InboxApplier, InboxWriter
 from services.receipts import ReceiptReport
 from settings import Settings
 from tests.conftest import Api, serve
 from tests.services.test_receipts import T0, assert_consistent, pid, prepare
-from web.webhooks import whatsapp_webhook
-
-PATH = "/webhooks/whatsapp"
+from web.webhooks import PATH, WebhookFastPath, whatsapp_webhook_verify
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -33,7 +32,8 @@ async def hook(server: str, settings: Settings, app: Starlette) -> AsyncIterator
     and no applier running (the session app's is stopped meanwhile): each test applies
     what was received with `applied()`."""
     await app.state.applier.close()
-    hooks = Starlette(routes=[Route(PATH, whatsapp_webhook, methods=["GET", "POST"])])
+    hooks = App(routes=[Route(PATH, whatsapp_webhook_verify)])
+    hooks.webhooks = WebhookFastPath(hooks.state)  # POSTs, as in server.create_app
     hooks.state.settings = settings
     hooks.state.inbox = InboxWriter()
     await hooks.state.inbox.start()
