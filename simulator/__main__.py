@@ -1,6 +1,6 @@
 """`python -m simulator`: serve the simulator configured from SIMULATOR_* variables.
 
-SIMULATOR_HOST (127.0.0.1) and SIMULATOR_PORT (8090) say where; see simulator/config.py
+SIMULATOR_HOST (127.0.0.1) and SIMULATOR_PORT (9000, as `campaigns simulator`) say where; see simulator/config.py
 for the behaviour variables.
 """
 
@@ -17,7 +17,7 @@ from simulator.config import SimulatorConfig
 def main() -> None:
     app = create_simulator_app(SimulatorConfig.from_env())
     host = os.environ.get("SIMULATOR_HOST", "127.0.0.1")
-    port = int(os.environ.get("SIMULATOR_PORT", "8090"))
+    port = int(os.environ.get("SIMULATOR_PORT", "9000"))
     # No access log: it would cost more than the simulated request itself.
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
 

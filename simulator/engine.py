@@ -55,8 +55,10 @@ def _replay(entry: Answer | SendRecord) -> Answer:
     return Answer(200, body, None, entry.campaign_id, True, entry)
 
 
-class TokenBucket:
-    """`rate` per second with one second of burst, like a messages-per-second tier."""
+class ThroughputTier:
+    """A number's messages-per-second tier as Meta enforces it: `rate` per second with
+    one second of burst; a send beyond it is refused (error 130429), not delayed.
+    (The sender's own pacing, which waits instead, is jobs/ratelimit.py's TokenBucket.)"""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
@@ -90,7 +92,7 @@ class Simulator:
         # key -> attempts made that were not cached (transient errors, or idempotency off)
         self._attempts: dict[str, int] = {}
         rate = config.rate_limit_per_second
-        self._bucket = TokenBucket(rate) if rate is not None else None
+        self._tier = ThroughputTier(rate) if rate is not None else None
         self._trace = itertools.count(1)
 
     @property
@@ -114,8 +116,8 @@ class Simulator:
         self.ledger.reset()
         self._answers = {k: v for k, v in self._answers.items() if isinstance(v, asyncio.Future)}
         self._attempts.clear()
-        if self._bucket is not None:
-            self._bucket.refill()
+        if self._tier is not None:
+            self._tier.refill()
 
     def _error(
         self,
@@ -156,7 +158,7 @@ class Simulator:
         except BadRequest as bad:
             ledger.record_error(str(bad.code), bad.campaign_id, None, False)
             return self._error(bad.code, bad.campaign_id, message=bad.message, details=bad.details)
-        if self._bucket is not None and not self._bucket.take():
+        if self._tier is not None and not self._tier.take():
             ledger.rate_limited += 1
             return self._error(130429, message.campaign_id)
         if idempotency_key and self.config.honour_idempotency:

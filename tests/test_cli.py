@@ -9,6 +9,7 @@ from pathlib import Path
 
 from services.auth import authenticate
 from settings import Settings
+from tests.processes import free_port
 
 
 def run(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
@@ -56,21 +57,13 @@ def test_serve_and_worker_refuse_development_secrets_naming_the_variable(setting
     assert worker.returncode == 2 and "WHATSAPP_ACCESS_TOKEN" in worker.stderr
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_serve_starts_without_redis_and_readyz_says_so(server: str, settings: Settings) -> None:
     """Finding 9: with Redis down `campaigns serve` exited at startup."""
     import asyncio
 
     import httpx
 
-    port, dead_redis = _free_port(), f"redis://127.0.0.1:{_free_port()}/0"
+    port, dead_redis = free_port(), f"redis://127.0.0.1:{free_port()}/0"
     env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=dead_redis)
     env |= {"WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v"}
     proc = await asyncio.create_subprocess_exec(

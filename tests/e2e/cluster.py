@@ -11,16 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.processes import free_port
+
 
 def _bindir() -> Path:
     found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
     return Path(found.stdout.strip())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PostgresCluster:
@@ -31,7 +27,7 @@ class PostgresCluster:
         self.bindir = _bindir()
         self.directory = Path(tempfile.mkdtemp(prefix="campaigns-pg-"))
         self.data = self.directory / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres")
@@ -41,8 +37,9 @@ class PostgresCluster:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
     def _ctl(self, *args: str) -> None:
-        subprocess.run([*self._as, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*self._as, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args], check=True, stdout=subprocess.DEVNULL
+        )
 
     def init(self) -> None:
         subprocess.run(

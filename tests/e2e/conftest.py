@@ -12,7 +12,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import pytest_asyncio
 import redis
 
 from tests.conftest import _recreate_postgres
+from tests.processes import free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 CAMPAIGN_FIELDS = "id status statusReason stats { total pending sent delivered read failed cancelled }"
@@ -44,12 +44,6 @@ SECRETS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _database_url(tmp: Path) -> str:
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
@@ -62,7 +56,7 @@ class RedisServer:
     """A redis-server of the stack's own, so a test can restart it (an outage)."""
 
     def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.directory = directory
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -122,7 +116,7 @@ class Stack:
     def start_api(self, migrate: bool = False) -> subprocess.Popen[bytes]:
         args = ["serve", "--port", str(self.api_port)] + (["--migrate"] if migrate else [])
         server = self.spawn("api", *args)
-        _wait_http(f"{self.api}/healthz", server, "api", self.logs)
+        wait_http(f"{self.api}/healthz", server, (self.logs / "api.log").read_text)
         return server
 
     def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -141,14 +135,7 @@ class Stack:
         return self.spawn(name, "worker")
 
     def kill(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(self.procs.pop(name), sig, timeout)
 
     def ensure_worker(self) -> None:
         proc = self.procs.get("worker")
@@ -246,20 +233,6 @@ def expected_stats(ledger: dict[str, Any], total: int) -> dict[str, int]:
     }
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], name: str, logs: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited: {(logs / f'{name}.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{name} did not answer at {url}")
-
-
 #: what every stack's processes share; a test's own stack adds to it
 BASE_ENV = {
     "WORKER_MAX_ATTEMPTS": "2",
@@ -284,18 +257,24 @@ def running_stack(
     and one worker, as real processes; everything stopped on exit."""
     redis_server = RedisServer(tmp)
     redis_server.start()
-    api_port, sim_port = _free_port(), _free_port()
+    api_port, sim_port = free_port(), free_port()
     api, sim = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}"
-    full = dict(os.environ) | SECRETS | BASE_ENV | {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_server.url,
-        "WHATSAPP_API_BASE": sim,
-        "SIMULATOR_WEBHOOK_URL": f"{api}/webhooks/whatsapp",
-    } | (env or {})
+    full = (
+        dict(os.environ)
+        | SECRETS
+        | BASE_ENV
+        | {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_server.url,
+            "WHATSAPP_API_BASE": sim,
+            "SIMULATOR_WEBHOOK_URL": f"{api}/webhooks/whatsapp",
+        }
+        | (env or {})
+    )
     stack = Stack(env=full, api=api, simulator=sim, logs=tmp, redis=redis_server, api_port=api_port)
     try:
         simulator = stack.spawn("simulator", "simulator", "--port", str(sim_port), "--latency-ms", str(latency_ms))
-        _wait_http(f"{sim}/_simulator/health", simulator, "simulator", tmp)
+        wait_http(f"{sim}/_simulator/health", simulator, (tmp / "simulator.log").read_text)
         stack.start_api(migrate=True)
         made = subprocess.run(
             [sys.executable, "-m", "cli", "create-workspace", "E2E"], cwd=ROOT, env=full, capture_output=True, text=True

@@ -3,11 +3,18 @@ back through the webhook. The simulator's ledger is the truth the numbers must e
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from datetime import UTC, datetime, timedelta
 
 from tests.e2e.conftest import Stack, expected_stats
+from tests.waiting import steady, until
+
+
+async def pending_at_most(stack: Stack, gid: str, n: int) -> None:
+    async def far_enough() -> bool:
+        return bool((await stack.campaign(gid))["stats"]["pending"] <= n)
+
+    await until(far_enough, 60, f"at most {n} pending", every=0.05)
 
 
 async def test_scheduled_campaign_runs_at_its_time_and_numbers_equal_the_ledger(stack: Stack) -> None:
@@ -15,16 +22,17 @@ async def test_scheduled_campaign_runs_at_its_time_and_numbers_equal_the_ledger(
     at = datetime.now(UTC) + timedelta(seconds=2)
     scheduled = await stack.mutate("scheduleCampaign(id: $id, scheduledAt: $at)", id=gid, at=at.isoformat())
     assert scheduled["status"] == "SCHEDULED"
-    await asyncio.sleep(1)
-    assert (await stack.campaign(gid))["status"] == "SCHEDULED"  # not before its time
     done = await stack.wait_for(gid, "COMPLETED", timeout=60)
     assert done["stats"]["pending"] == 0
     stats, ledger = await stack.settled(gid, pk)
     assert stats["total"] == 300
     assert ledger["duplicate_sends"] == 0
     assert ledger["immediate_errors"].get("131026", 0) > 0  # the mix really was exercised
-    history = await stack.gql("query($id: ID!) { campaign(id: $id) { events { from to actor } } }", id=gid)
-    assert [(e["from"], e["to"], e["actor"]) for e in history["campaign"]["events"]][1:] == [
+    history = await stack.gql("query($id: ID!) { campaign(id: $id) { events { from to actor at } } }", id=gid)
+    events = history["campaign"]["events"]
+    queued_at = next(datetime.fromisoformat(e["at"]) for e in events if e["to"] == "QUEUED")
+    assert queued_at >= at  # not before its time
+    assert [(e["from"], e["to"], e["actor"]) for e in events][1:] == [
         ("DRAFT", "SCHEDULED", "default"),
         ("SCHEDULED", "QUEUED", "scheduler"),
         ("QUEUED", "PROCESSING", "worker"),
@@ -38,27 +46,35 @@ async def test_reschedule_makes_the_old_job_a_no_op(stack: Stack) -> None:
     await stack.mutate("scheduleCampaign(id: $id, scheduledAt: $at)", id=gid, at=soon.isoformat())
     later = datetime.now(UTC) + timedelta(hours=1)
     await stack.mutate("rescheduleCampaign(id: $id, scheduledAt: $at)", id=gid, at=later.isoformat())
-    await asyncio.sleep(3)
+    # a witness scheduled just after the old time: once it has started, the old job's
+    # time has passed and the scheduler has run it
+    witness, _ = await stack.create(1, first=1900)
+    await stack.mutate(
+        "scheduleCampaign(id: $id, scheduledAt: $at)", id=witness, at=(soon + timedelta(seconds=1)).isoformat()
+    )
+    await stack.wait_for(witness, "PROCESSING", "COMPLETED", timeout=30)
     assert (await stack.campaign(gid))["status"] == "SCHEDULED"
 
 
 async def test_pause_mid_send_then_resume_sends_each_recipient_once(stack: Stack) -> None:
     gid, pk = await stack.create(3000, first=2000)
     await stack.mutate("sendCampaignNow(id: $id)", id=gid)
-    while (await stack.campaign(gid))["stats"]["pending"] > 2500:
-        await asyncio.sleep(0.05)
+    await pending_at_most(stack, gid, 2500)
     paused = await stack.mutate("pauseCampaign(id: $id)", id=gid)
     assert paused["status"] == "PAUSED"
     # no new provider call starts once the mutation returned
     requests_at_pause = (await stack.ledger(pk))["accepted"]
-    await asyncio.sleep(1.5)
+
+    async def answered() -> int:
+        ledger = await stack.ledger(pk)
+        return int(ledger["accepted"] + sum(ledger["immediate_errors"].values()))
+
+    # the calls in flight finish, then nothing moves
+    frozen = await steady(answered, window=1.0, timeout=15, what="calls answered")
     ledger = await stack.ledger(pk)
     in_flight_allowance = 200 + 10  # calls already in flight finish (worker concurrency)
     assert ledger["accepted"] - requests_at_pause <= in_flight_allowance
-    frozen = ledger["accepted"] + sum(ledger["immediate_errors"].values())
-    await asyncio.sleep(1)
-    later = await stack.ledger(pk)
-    assert later["accepted"] + sum(later["immediate_errors"].values()) == frozen
+    assert await answered() == frozen
     assert (await stack.campaign(gid))["stats"]["pending"] > 0
     await stack.mutate("resumeCampaign(id: $id)", id=gid)
     await stack.wait_for(gid, "COMPLETED", timeout=90)
@@ -73,13 +89,16 @@ async def test_pause_mid_send_then_resume_sends_each_recipient_once(stack: Stack
 async def test_cancel_mid_send_stops_and_cancels_the_rest(stack: Stack) -> None:
     gid, pk = await stack.create(3000, first=6000)
     await stack.mutate("sendCampaignNow(id: $id)", id=gid)
-    while (await stack.campaign(gid))["stats"]["pending"] > 2600:
-        await asyncio.sleep(0.05)
+    await pending_at_most(stack, gid, 2600)
     cancelled = await stack.mutate("cancelCampaign(id: $id)", id=gid)
     assert cancelled["status"] == "CANCELLED"
-    await asyncio.sleep(2)  # in-flight calls finish and are counted
-    campaign = await stack.campaign(gid)
-    stats = campaign["stats"]
+
+    async def all_counted() -> bool:  # the calls in flight finish and are counted
+        stats = (await stack.campaign(gid))["stats"]
+        return bool(stats["pending"] == 0 and stats["total"] == stats["sent"] + stats["failed"] + stats["cancelled"])
+
+    await until(all_counted, 15, "every message counted", every=0.1)
+    stats = (await stack.campaign(gid))["stats"]
     assert stats["pending"] == 0
     assert stats["cancelled"] > 0
     assert stats["total"] == stats["sent"] + stats["failed"] + stats["cancelled"]
@@ -140,13 +159,13 @@ async def test_retry_failed_resends_only_what_may_succeed(stack: Stack) -> None:
 async def test_sigkill_mid_campaign_then_a_new_worker_finishes_without_duplicates(stack: Stack) -> None:
     gid, pk = await stack.create(4000, first=40_000)
     await stack.mutate("sendCampaignNow(id: $id)", id=gid)
-    while (await stack.campaign(gid))["stats"]["pending"] > 2500:
-        await asyncio.sleep(0.05)
+    await pending_at_most(stack, gid, 2500)
     stack.kill("worker", signal.SIGKILL)
     killed_at = await stack.ledger(pk)
     stack.start_worker()
-    # the lease (15 s) expires, the sweep re-rings, in-doubt messages are resent under
-    # their own idempotency keys
+    # the lease expires, the sweep re-rings; messages left in doubt are settled by their
+    # `sent` webhooks, so none is resent (only one no status settled in the reconcile
+    # window would be)
     await stack.wait_for(gid, "COMPLETED", timeout=90)
     stats, ledger = await stack.settled(gid, pk)
     assert ledger["duplicate_sends"] == 0

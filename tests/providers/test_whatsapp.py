@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from starlette.routing import Route
 from domain.sending import Outcome, SendRequest, SendResult, classify
 from providers.whatsapp import WhatsAppProvider, parse_status_webhook, signature, verify_signature
 from tests.conftest import serve
+from tests.processes import free_port
 
 PHONE_ID = "100000000000001"
 TOKEN = "test-token"
@@ -194,14 +194,8 @@ async def test_timeout_is_transient_and_ambiguous(provider: WhatsAppProvider) ->
     assert (await provider.send(req())).outcome is Outcome.ACCEPTED
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_connection_refused_is_transient_not_ambiguous() -> None:
-    p = WhatsAppProvider(f"http://127.0.0.1:{_free_port()}", "v21.0", PHONE_ID, TOKEN, timeout_s=2)
+    p = WhatsAppProvider(f"http://127.0.0.1:{free_port()}", "v21.0", PHONE_ID, TOKEN, timeout_s=2)
     try:
         result = await p.send(req())
     finally:
