@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from domain.lease import LeaseProof, LeaseTimes
 from domain.lifecycle import Action, CampaignStatus
@@ -133,6 +133,7 @@ class CampaignRun:
         self.stopped: RunEnded | None = None
         self._fatal: SendResult | None = None
         self._stop_event = asyncio.Event()
+        self._stopped_at: float | None = None  # monotonic; the drain timeout counts from it
         self._slots = asyncio.Semaphore(self.config.concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
         self._outcomes: list[Recorded] = []
@@ -153,6 +154,7 @@ class CampaignRun:
         """Synchronous on purpose: after it returns no new provider call starts."""
         if self.stopped is None:
             self.stopped = reason
+            self._stopped_at = time.monotonic()
             self._stop_event.set()
             self._proven.set()  # wake a feed waiting for its proof: it sees the stop
             self._flush_now.set()
@@ -177,7 +179,7 @@ class CampaignRun:
         try:
             while True:
                 claimed = await self._feed()
-                await self._settle_inflight(None if self.stopped is None else self.config.drain_timeout)
+                await self._settle_inflight()
                 if self.stopped is not None or not await self._more_to_send():
                     break
                 if not claimed:
@@ -190,7 +192,7 @@ class CampaignRun:
             # SENDING is then in doubt, never lost.
             cancelled = True
             self.stop(RunEnded.SHUTDOWN)
-            await self._settle_inflight(self.config.drain_timeout)
+            await self._settle_inflight()
         finally:
             renewer.cancel()
             # Ask the flusher to finish rather than cancelling it: a cancel landing
@@ -240,10 +242,46 @@ class CampaignRun:
                 self.on_progress()
         return left.pending > 0
 
-    async def _settle_inflight(self, within: float | None) -> None:
-        tasks = [t for t in self._inflight if not t.done()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=within)
+    async def _settle_inflight(self) -> None:
+        """Wait for the calls in flight: all of them while the run goes on, and once it
+        is stopped no longer than the drain timeout counted from the stop, so that a
+        call hanging at the provider cannot hold up a shutdown. A call still hanging
+        then stays SENDING: in doubt, never lost."""
+        pending: set[asyncio.Future[Any]] = {t for t in self._inflight if not t.done()}
+        if pending and self.stopped is None:
+            stop = asyncio.ensure_future(self._stop_event.wait())
+            try:
+                while pending and not stop.done():
+                    _, pending = await asyncio.wait(pending | {stop}, return_when=asyncio.FIRST_COMPLETED)
+                    pending.discard(stop)
+            finally:
+                stop.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=self._drain_left())
+
+    def _drain_left(self) -> float:
+        if self._stopped_at is None:
+            return self.config.drain_timeout
+        return max(0.0, self._stopped_at + self.config.drain_timeout - time.monotonic())
+
+    async def _slot(self) -> bool:
+        """A free call slot, or False once the run is stopped: a stop must not wait for
+        a hung call to hand its slot back."""
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns at once
+            return True
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stop = asyncio.ensure_future(self._stop_event.wait())
+        got = False
+        try:
+            await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+            got = acquire.done() and self.stopped is None
+            return got
+        finally:
+            stop.cancel()
+            acquire.cancel()  # a no-op once done; a waiter woken meanwhile hands its slot on
+            if not got and acquire.done() and not acquire.cancelled():
+                self._slots.release()
 
     async def _feed(self) -> int:
         """Claim and start calls until claims run dry or the run stops; how many were claimed."""
@@ -269,7 +307,8 @@ class CampaignRun:
         index = 0
         try:
             for index, message in enumerate(batch):  # noqa: B007 (read in the handler)
-                await self._slots.acquire()
+                if not await self._slot():
+                    break  # stopped: the rest goes back
                 try:
                     if self.stopped is None:
                         await self.limiter.acquire()
