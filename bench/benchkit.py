@@ -24,6 +24,15 @@ SECRETS = {
 }
 
 
+def service_env(database_url: str, redis_url: str, **settings: str) -> dict[str, str]:
+    """The environment of the benchmark's processes: this one's without its SIMULATOR_*
+    (each run states the simulator's behaviour it measures), the benchmarks' secrets,
+    WARNING logs, the database and Redis, then `settings`."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("SIMULATOR_")}
+    base = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}
+    return inherited | SECRETS | base | settings
+
+
 def with_database(url: str, name: str) -> str:
     """`url` naming another database of the same server."""
     parts = urlsplit(url)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchkit import ROOT, SECRETS, Procs, free_port, recreate_database, revision, ticks
+from benchkit import ROOT, Procs, free_port, recreate_database, revision, service_env, ticks
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -65,7 +65,7 @@ SIMULATOR = [sys.executable, "-m", "cli", "simulator", "--latency-ms", "20"]
 def bare_app() -> Starlette:
     """The baseline: one Redis subscription; each raw message to every socket of its campaign."""
     from domain.ids import expect_id
-    from jobs.keys import PROGRESS_PATTERN
+    from runtime.keys import PROGRESS_PATTERN
 
     rooms: dict[int, set[WebSocket]] = {}
 
@@ -271,7 +271,7 @@ class Run:
 
     async def publish(self, pk: int, until: float) -> None:
         """ProgressEvent JSON as ProgressPublisher publishes it, --rate a second, `at` = publish time."""
-        from jobs.keys import progress_channel
+        from runtime.keys import progress_channel
 
         due, sent, total = time.monotonic(), 0, 10**6
         while time.time() < until:
@@ -335,11 +335,13 @@ class Run:
         counts, errors = [c for r in results for c in r[1]] or [0], sum(r[2] for r in results)
         rate, published = sum(counts) / window, sum(t0 <= t < t0 + window for t in seen) / window
         p50, p99 = (lat[int(q * (len(lat) - 1))] if lat else math.inf for q in (0.50, 0.99))
-        print(f"{source} {n:,} {server}: {connected:,}/{n:,} subscribed in {max(r[2] for r in ready):.1f} s, "
-              f"{(rss1 - rss0) / max(connected, 1):.1f} KiB/connection (VmRSS {rss0 / 1024:.0f} -> {rss1 / 1024:.0f} "
-              f"MiB); published {published:.1f} events/s; delivered {rate:,.0f} updates/s = {rate / n:.2f}/client "
-              f"(min {min(counts) / window:.2f}); latency p50 {p50:,.0f} ms p99 {p99:,.0f} ms; client errors {errors}; "
-              f"server logged {self.procs.errors(name)} ERROR lines")
+        print(
+            f"{source} {n:,} {server}: {connected:,}/{n:,} subscribed in {max(r[2] for r in ready):.1f} s, "
+            f"{(rss1 - rss0) / max(connected, 1):.1f} KiB/connection (VmRSS {rss0 / 1024:.0f} -> {rss1 / 1024:.0f} "
+            f"MiB); published {published:.1f} events/s; delivered {rate:,.0f} updates/s = {rate / n:.2f}/client "
+            f"(min {min(counts) / window:.2f}); latency p50 {p50:,.0f} ms p99 {p99:,.0f} ms; client errors {errors}; "
+            f"server logged {self.procs.errors(name)} ERROR lines"
+        )
         busy = used.pop("machine")
         other, mine = busy - sum(used.values()), ", ".join(f"{k} {v:.0f}%" for k, v in used.items() if v >= 0.5)
         warn = "  <- other processes load this machine" if other > 25 else ""
@@ -398,13 +400,12 @@ async def main(args: argparse.Namespace) -> int:
     args.db = await recreate_database(args.database_url)
     logs = Path(tempfile.mkdtemp(prefix="campaigns-bench-fanout-"))
     ports = {k: free_port() for k in ("redis", "setup-api", "simulator")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMULATOR_")} | SECRETS | {
-        "DATABASE_URL": args.database_url,
-        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "WHATSAPP_API_BASE": f"http://127.0.0.1:{ports['simulator']}",
-        "WHATSAPP_RATE_LIMIT": str(args.send_rate),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = service_env(
+        args.database_url,
+        f"redis://127.0.0.1:{ports['redis']}/0",
+        WHATSAPP_API_BASE=f"http://127.0.0.1:{ports['simulator']}",
+        WHATSAPP_RATE_LIMIT=str(args.send_rate),
+    )
     print(f"code {revision()}; fd limit {hard} per process; database {args.db} (recreated); logs in {logs}")
     print(f"{args.clients} client processes; window {args.window:g} s; direct {args.rate:g} events/s; own redis;")
     print(f"simulator 20 ms WITHOUT webhooks; ONE worker, WHATSAPP_RATE_LIMIT={args.send_rate}")

@@ -40,7 +40,18 @@ from typing import Any
 import aiohttp
 import asyncpg
 import redis
-from benchkit import ROOT, SECRETS, Procs, cpu_report, cpu_snapshot, free_port, recreate_database, revision, ticks
+from benchkit import (
+    ROOT,
+    SECRETS,
+    Procs,
+    cpu_report,
+    cpu_snapshot,
+    free_port,
+    recreate_database,
+    revision,
+    service_env,
+    ticks,
+)
 
 from domain.ids import expect_id
 
@@ -377,26 +388,21 @@ async def main(args: argparse.Namespace) -> int:
     db = await recreate_database(args.database_url)
     redis.Redis.from_url(args.redis_url).flushdb()
     logs = Path(tempfile.mkdtemp(prefix="campaigns-bench-receipts-"))
-    env = (
-        {k: v for k, v in os.environ.items() if not k.startswith("SIMULATOR_")}
-        | SECRETS
-        | {
-            "DATABASE_URL": args.database_url,
-            "REDIS_URL": args.redis_url,
-            "WHATSAPP_RATE_LIMIT": str(args.rate),
-        "WORKER_CONCURRENCY": str(args.concurrency),
-            "LOG_LEVEL": "WARNING",
-            "SIMULATOR_SEED": "7",
-            "SIMULATOR_DELIVERED_PROBABILITY": "1.0",
-            "SIMULATOR_READ_PROBABILITY": "1.0",
-            "SIMULATOR_DUPLICATE_WEBHOOK_PROBABILITY": "0",
-            "SIMULATOR_OUT_OF_ORDER_PROBABILITY": "0",
-            "SIMULATOR_LATE_PROBABILITY": "0",
-            "SIMULATOR_SENT_DELAY_MS": "50-200",
-            "SIMULATOR_DELIVERED_DELAY_MS": "200-1000",
-            "SIMULATOR_READ_DELAY_MS": "500-2000",
-            "SIMULATOR_WEBHOOK_CONCURRENCY": str(args.connections),
-        }
+    env = service_env(
+        args.database_url,
+        args.redis_url,
+        WHATSAPP_RATE_LIMIT=str(args.rate),
+        WORKER_CONCURRENCY=str(args.concurrency),
+        SIMULATOR_SEED="7",
+        SIMULATOR_DELIVERED_PROBABILITY="1.0",
+        SIMULATOR_READ_PROBABILITY="1.0",
+        SIMULATOR_DUPLICATE_WEBHOOK_PROBABILITY="0",
+        SIMULATOR_OUT_OF_ORDER_PROBABILITY="0",
+        SIMULATOR_LATE_PROBABILITY="0",
+        SIMULATOR_SENT_DELAY_MS="50-200",
+        SIMULATOR_DELIVERED_DELAY_MS="200-1000",
+        SIMULATOR_READ_DELAY_MS="500-2000",
+        SIMULATOR_WEBHOOK_CONCURRENCY=str(args.connections),
     )
     print(f"code {args.revision}; database {db} (recreated), redis {args.redis_url} (flushed); logs in {logs}")
     procs, results = Procs(env, logs), list[bool]()

@@ -25,10 +25,10 @@ from typing import Any
 
 import aiohttp
 import redis
-from benchkit import ROOT, SECRETS, Procs, cpu_report, cpu_snapshot, free_port, recreate_database, revision
+from benchkit import ROOT, SECRETS, Procs, cpu_report, cpu_snapshot, free_port, recreate_database, revision, service_env
 
 from domain.ids import expect_id
-from jobs.keys import QUEUE
+from runtime.keys import QUEUE
 from simulator.config import SimulatorConfig
 from simulator.fate import decide
 
@@ -203,15 +203,14 @@ async def main(args: argparse.Namespace) -> int:
     redis.Redis.from_url(args.redis_url).flushdb()
     logs = Path(tempfile.mkdtemp(prefix="campaigns-bench-send-"))
     api, sim = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMULATOR_")} | SECRETS | {
-        "DATABASE_URL": args.database_url,
-        "REDIS_URL": args.redis_url,
-        "WHATSAPP_API_BASE": sim,
-        "WORKER_CONCURRENCY": str(args.concurrency),
-        "WHATSAPP_RATE_LIMIT": str(args.rate_limit),
-        "LOG_LEVEL": "WARNING",
-        "SIMULATOR_SEED": "7",
-    }
+    env = service_env(
+        args.database_url,
+        args.redis_url,
+        WHATSAPP_API_BASE=sim,
+        WORKER_CONCURRENCY=str(args.concurrency),
+        WHATSAPP_RATE_LIMIT=str(args.rate_limit),
+        SIMULATOR_SEED="7",
+    )
     print(f"code {args.revision}; database {db} (recreated), redis {args.redis_url} (flushed); logs in {logs}")
     print(
         f"{args.messages:,} messages, concurrency {args.concurrency}, ONE worker; simulator WITHOUT webhooks ", end=""
