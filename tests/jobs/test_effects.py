@@ -14,9 +14,8 @@ import asyncio
 import json
 import logging
 import socket
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,25 +57,6 @@ S = CampaignStatus
 
 
 @pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="campaigns-effects-")))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest_asyncio.fixture
-async def redis(own_redis: RedisServer) -> AsyncIterator[ArqRedis]:
-    pool = lazy_redis(own_redis.url)
-    try:
-        yield pool
-    finally:
-        await pool.aclose()
-
-
-@pytest.fixture
 def effects(redis: ArqRedis) -> LifecycleEffects:
     return LifecycleEffects(redis, ProgressPublisher(redis))
 
@@ -86,14 +66,6 @@ def closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"redis://127.0.0.1:{s.getsockname()[1]}/0"
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 3.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 async def draft(api: Api, recipients: int = 3) -> int:

@@ -17,16 +17,13 @@ import asyncio
 import logging
 import os
 import signal
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import pytest_asyncio
 from arq import ArqRedis
 
 from domain.ids import expect_id
@@ -47,6 +44,7 @@ from tests.conftest import Api
 from tests.e2e.conftest import RedisServer
 from tests.jobs.memory import ScriptedProvider
 from tests.services.test_receipts import assert_consistent
+from tests.waiting import until
 
 S = CampaignStatus
 #: calls in flight per run: small, so a run has claimed messages it has not called yet
@@ -55,25 +53,6 @@ DRAIN_S = 1.0
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="campaigns-worker-")))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest_asyncio.fixture
-async def redis(own_redis: RedisServer) -> AsyncIterator[ArqRedis]:
-    pool = lazy_redis(own_redis.url)
-    try:
-        yield pool
-    finally:
-        await pool.aclose()
 
 
 @pytest.fixture
@@ -104,20 +83,6 @@ def gate() -> Iterator[asyncio.Event]:
         yield event
     finally:
         event.set()
-
-
-async def until(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
-    """Wait for `check()` (a bool, or an awaitable of one) to hold."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 async def queued(api: Api, effects: LifecycleEffects | None, n: int = 30) -> int:
