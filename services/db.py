@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import lru_cache
 from typing import Any
 
 from tortoise import connections
-from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
+from tortoise.connection import get_connections
 from tortoise.transactions import in_transaction as tortoise_transaction
 
 __all__ = ["client", "execute", "fetch", "fetch_val", "in_transaction", "is_postgres", "update_each"]
@@ -29,13 +30,56 @@ async def in_transaction() -> AsyncIterator[BaseDBAsyncClient]:
     then fails at once with "database is locked" when another process (API vs worker)
     writes meanwhile: the lock upgrade cannot wait. BEGIN IMMEDIATE waits busy_timeout
     for the lock instead, so concurrent writers queue up rather than fail.
+
+    Tortoise 1.1 puts its transaction client in the task's context before BEGIN and
+    takes it out after giving the connection back. When BEGIN fails (the database
+    restarting, a cancellation) or the give-back does (a broken connection), the client
+    stays in the context: every later transaction of that task nests into a dead one
+    ("connection has been released back to the pool") for the task's whole life, and
+    the connection, or SQLite's transaction lock, is never given back. `_left_behind`
+    undoes that.
     """
-    async with tortoise_transaction() as conn:
+    context = tortoise_transaction()
+    try:
+        conn = await context.__aenter__()
+    except BaseException:
+        await _left_behind(context)
+        raise
+    try:
         if not is_postgres(conn):
             raw = conn._connection  # type: ignore[attr-defined]
             await raw.execute("ROLLBACK")  # the deferred BEGIN has done nothing yet
             await raw.execute("BEGIN IMMEDIATE")
         yield conn
+    except BaseException as exc:
+        try:
+            await context.__aexit__(type(exc), exc, exc.__traceback__)
+        finally:
+            await _left_behind(context)
+        raise
+    else:
+        try:
+            await context.__aexit__(None, None, None)
+        finally:
+            await _left_behind(context)
+
+
+async def _left_behind(context: TransactionContext) -> None:
+    """After a transaction context ended, however: if its client is still in this
+    task's context, take it out and give back what it held."""
+    token = getattr(context, "token", None)  # set once the client went into the context
+    if token is None or token._used:
+        return
+    get_connections().reset(token)
+    lock = getattr(context, "_trxlock", None)  # SQLite: held from before the token was set
+    if lock is not None and lock.locked():
+        lock.release()
+    client = getattr(context, "client", None)  # PostgreSQL: a pooled connection
+    pool = getattr(getattr(client, "_parent", None), "_pool", None)
+    held = getattr(client, "_connection", None)
+    if pool is not None and held is not None:
+        with suppress(Exception):  # already given back, or broken: asyncpg replaces it
+            await pool.release(held)
 
 
 def client() -> BaseDBAsyncClient:
