@@ -3,6 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | DATABASE_URL | sqlite://data/campaigns.sqlite3 | sqlite://PATH or postgres://USER@HOST:PORT/DB |
+| DATABASE_IDLE_IN_TRANSACTION_S | 5 | PostgreSQL ends a session idle this long in a transaction (a frozen process) |
 | REDIS_URL | (unset) | redis://HOST:PORT/DB; unset in `campaigns dev` starts an embedded Redis |
 | ALLOWED_ORIGINS | (empty) | comma-separated origins allowed for cross-origin WebSockets and CORS |
 | LOG_LEVEL | INFO | Python log level of the JSON logs |
@@ -33,6 +34,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from tortoise.backends.base.config_generator import expand_db_url
 
 from domain.sending import InDoubtPolicy
 
@@ -74,6 +77,7 @@ class Settings:
     """Each field's default is the default; `from_env` reads the upper-cased name."""
 
     database_url: str = DEFAULT_DATABASE_URL
+    database_idle_in_transaction_s: float = 5.0
     redis_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
@@ -153,9 +157,18 @@ class Settings:
 
     def tortoise_config(self) -> dict[str, object]:
         """The one Tortoise config: API, workers, migrations and tests all use it."""
-        url = _sqlite_url(self.database_url) if self.is_sqlite else self.database_url
+        connection: str | dict[str, Any]
+        if self.is_sqlite:
+            connection = _sqlite_url(self.database_url)
+        else:
+            connection = expand_db_url(self.database_url)
+            # Our transactions never wait on anything but the database: a session idle
+            # inside one belongs to a process that stopped (or froze) mid-transaction,
+            # and its locks would block the sweep and a takeover until it woke up.
+            settings = connection["credentials"].setdefault("server_settings", {})
+            settings["idle_in_transaction_session_timeout"] = str(int(self.database_idle_in_transaction_s * 1000))
         return {
-            "connections": {"default": url},
+            "connections": {"default": connection},
             "apps": {
                 "models": {
                     "models": ["models"],

@@ -102,3 +102,13 @@ def test_docker_compose_is_right_for_the_real_cloud_api() -> None:
     for variable in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"):
         assert f"${{{variable}:?" in compose, variable  # required, never an empty default
     assert 'WHATSAPP_IDEMPOTENCY: "false"' in compose
+
+
+def test_postgresql_sessions_idle_in_a_transaction_are_ended_sqlite_is_left_as_is() -> None:
+    pg = Settings.from_env({"DATABASE_URL": "postgres://u@db:5432/c", "DATABASE_IDLE_IN_TRANSACTION_S": "2.5"})
+    connection = pg.tortoise_config()["connections"]["default"]  # type: ignore[index]
+    assert connection["engine"] == "tortoise.backends.asyncpg"
+    assert connection["credentials"]["server_settings"] == {"idle_in_transaction_session_timeout": "2500"}
+    assert connection["credentials"]["host"] == "db" and connection["credentials"]["database"] == "c"
+    sqlite = Settings(database_url="sqlite://:memory:").tortoise_config()["connections"]["default"]  # type: ignore[index]
+    assert isinstance(sqlite, str)

@@ -25,6 +25,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
 import models
 from models import Workspace
@@ -181,3 +182,42 @@ async def test_orm_closes_its_connections_when_the_command_fails(fresh: Database
     with pytest.raises(LookupError, match="the command failed"):
         await as_a_command(failing())
     await fresh.all_closed()
+
+
+async def test_a_process_frozen_inside_a_transaction_cannot_hold_its_locks_for_ever(
+    fresh: Database, is_postgres: bool
+) -> None:
+    """SIGSTOP or a paused VM in the middle of a transaction: PostgreSQL ends that
+    session after DATABASE_IDLE_IN_TRANSACTION_S, so its row locks (a campaign row, the
+    messages of a claim) stop blocking the sweep and the worker taking over."""
+    if not is_postgres:
+        pytest.skip("a SQLite file has no sessions to end: its writer holds the file lock")
+    settings = dataclasses.replace(fresh.settings, database_idle_in_transaction_s=0.5)
+    await as_a_command(migrate(settings))
+    locked = asyncio.Event()
+
+    async def frozen_holder() -> str:
+        async with orm(settings):
+            try:
+                async with in_transaction() as conn:
+                    shown = await conn.execute_query_dict("SHOW idle_in_transaction_session_timeout")
+                    assert shown == [{"idle_in_transaction_session_timeout": "500ms"}]
+                    await conn.execute_query("SELECT name FROM tortoise_migrations FOR UPDATE")
+                    locked.set()
+                    await asyncio.sleep(3)  # the fault itself: frozen, idle inside the transaction
+                    await conn.execute_query("SELECT 1")
+            except Exception as exc:  # the server ended the session
+                return type(exc).__name__
+            return "committed"
+
+    holder = asyncio.create_task(as_a_command(frozen_holder()))
+    await asyncio.wait_for(locked.wait(), 5)
+    other = await asyncpg.connect(_pg(settings.database_url, fresh.name))
+    try:
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(other.execute("UPDATE tortoise_migrations SET name = name"), 5)
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        await other.close()
+    assert waited < 2.0  # the lock went with the session after 0.5 s, not after the 3 s freeze
+    assert await holder != "committed"
