@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from domain.errors import ValidationFailed
+from domain.errors import DomainError, ValidationFailed, collect
 
 MAX_NAME = 200
 MAX_BODY = 4096  # WhatsApp's text message limit
@@ -37,9 +37,10 @@ class CampaignFields:
 def validate_fields(given: dict[str, Any], *, creating: bool, prefix: str = "input") -> CampaignFields:
     """Check `given` (camelCase keys, only those supplied) and return model values."""
     out: dict[str, Any] = {}
+    errors: list[DomainError] = []  # every bad field at once: a form shows them all
 
     def fail(key: str, message: str) -> None:
-        raise ValidationFailed(message, (prefix, key))
+        errors.append(ValidationFailed(message, (prefix, key)))
 
     for key, value in given.items():
         attr = FIELDS[key]
@@ -49,11 +50,15 @@ def validate_fields(given: dict[str, Any], *, creating: bool, prefix: str = "inp
             value = str(value).strip()
             if len(value) > MAX_NAME:
                 fail(key, f"name is at most {MAX_NAME} characters.")
+            elif not storable(value):
+                fail(key, "name contains an invalid character (a lone UTF-16 surrogate).")
         elif key == "body":
             if value is None or not str(value).strip():
                 fail(key, "body must not be empty.")
-            if len(value) > MAX_BODY:
+            elif len(value) > MAX_BODY:
                 fail(key, f"body is at most {MAX_BODY} characters.")
+            elif not storable(value):
+                fail(key, "body contains an invalid character (a lone UTF-16 surrogate).")
         elif key == "templateName":
             if value is not None and not _TEMPLATE_NAME.fullmatch(value):
                 fail(key, "templateName is lowercase letters, digits and underscores.")
@@ -75,6 +80,20 @@ def validate_fields(given: dict[str, Any], *, creating: bool, prefix: str = "inp
             if required not in given:
                 fail(required, f"{required} is required.")
     template, language = out.get("template_name"), out.get("template_language")
-    if creating and template and not language:
+    bad_template = any(e.field == (prefix, "templateName") for e in errors)
+    if creating and template and not language and not bad_template:
         fail("templateLanguage", "templateLanguage is required with templateName.")
+    collect(errors)
     return CampaignFields(out)
+
+
+def storable(text: str) -> bool:
+    """Whether a database can hold `text`: JSON's "\\ud800" decodes to a lone surrogate,
+    which has no UTF-8 form (the insert would fail as an internal error)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -12,6 +12,7 @@ class ErrorCode(StrEnum):
     INVALID_TRANSITION = "INVALID_TRANSITION"
     CONFLICT = "CONFLICT"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    FORBIDDEN = "FORBIDDEN"
 
 
 class DomainError(Exception):
@@ -60,3 +61,19 @@ class InvalidTransition(DomainError):
         self.status = status
         self.action = action
         self.allowed = tuple(allowed)
+
+
+class InvalidInput(ValidationFailed):
+    """Several fields of one input are bad: a form shows all of its errors at once."""
+
+    def __init__(self, errors: Sequence[DomainError]) -> None:
+        super().__init__(" ".join(e.message for e in errors), errors[0].field)
+        self.errors = tuple(errors)
+
+
+def collect(errors: Sequence[DomainError]) -> None:
+    """Raise what `errors` holds: nothing, the one error, or all of them."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise InvalidInput(errors)

@@ -7,7 +7,7 @@ import binascii
 
 from domain.errors import NotFound, ValidationFailed
 
-NODE_TYPES = ("Campaign", "Message", "TestMessage", "Workspace")
+NODE_TYPES = ("ApiKey", "Campaign", "Message", "TestMessage", "Workspace")
 
 
 def _b64(text: str) -> str:
@@ -54,6 +54,6 @@ def decode_cursor(cursor: str, field: tuple[str, ...] = ("after",)) -> int:
         pk = int(raw)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         pk, prefix = 0, ""
-    if prefix != "cursor" or pk <= 0:
+    if prefix != "cursor" or not 0 < pk < 2**63:  # a bigint, like the ids it points past
         raise ValidationFailed(f"Malformed cursor {cursor!r}.", field)
     return pk

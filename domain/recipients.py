@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
+from domain.campaign_input import storable
 from domain.messages import MAX_VARIABLES_BYTES
 from domain.phones import InvalidPhone, normalize_phone
 
@@ -27,9 +29,13 @@ def variables_json(variables: Any) -> str:
             raise InvalidRecipient("variable names must be non-empty strings")
         if value is not None and not isinstance(value, str | int | float | bool):
             raise InvalidRecipient(f"variable {key!r} must be a string, number or boolean")
+        if isinstance(value, float) and not math.isfinite(value):  # JSON has no Infinity or NaN
+            raise InvalidRecipient(f"variable {key!r} must be a finite number")
         # PostgreSQL text and jsonb cannot hold NUL; refuse it on every database alike.
         if "\x00" in key or (isinstance(value, str) and "\x00" in value):
             raise InvalidRecipient(f"variable {key!r} contains a NUL character")
+        if not storable(key) or (isinstance(value, str) and not storable(value)):
+            raise InvalidRecipient(f"variable {key!r} contains an invalid character (a lone UTF-16 surrogate)")
     return _encode(variables)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from domain.errors import DomainError, ErrorCode
+from domain.errors import DomainError, ErrorCode, InvalidInput
 
 UserErrorCode = strawberry.enum(ErrorCode, name="UserErrorCode")
 
@@ -21,3 +21,9 @@ class UserError:
         if path and rename and path[0] in rename:
             path = rename[path[0]] + path[1:]
         return cls(field=path, message=error.message, code=error.code)
+
+    @classmethod
+    def all(cls, error: DomainError, rename: dict[str, list[str]] | None = None) -> list[UserError]:
+        """Every error `error` stands for: one, or each field of an InvalidInput."""
+        parts = error.errors if isinstance(error, InvalidInput) else (error,)
+        return [cls.of(part, rename) for part in parts]
