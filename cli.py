@@ -87,8 +87,52 @@ def cmd_create_workspace(args: argparse.Namespace) -> None:
         key = asyncio.run(_create_workspace(settings, args.name))
     except ValueError as exc:
         sys.exit(f"campaigns: {exc}")
-    print(f"workspace {args.name!r} created; its API key (shown once):")
+    print(f"workspace {args.name!r} created; its API key, with every scope (shown once):")
     print(key)
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.errors import DomainError
+    from domain.ids import parse_global_id, to_global_id
+    from models import Workspace
+    from runtime.database import orm
+    from services import keys
+    from services.auth import Principal
+
+    async with orm(settings):
+        where = {"id": int(args.workspace)} if args.workspace.isdigit() else {"name": args.workspace}
+        workspaces = await Workspace.filter(**where)
+        if len(workspaces) != 1:
+            found = "no" if not workspaces else "more than one"
+            print(f"campaigns keys: {found} workspace {args.workspace!r}; give its id", file=sys.stderr)
+            return 2
+        workspace = workspaces[0]
+        try:
+            if args.keys_command == "list":
+                for key in await keys.list_keys(workspace.id):
+                    state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
+                    used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+                    scopes = ",".join(sorted(key.scopes))
+                    gid = to_global_id("ApiKey", key.id)
+                    print(f"{gid}  {key.prefix}…  {key.name!r}  [{scopes}]  used {used}  {state}")
+            elif args.keys_command == "create":
+                principal = Principal(workspace.id, "cli")
+                view, secret = await keys.create_key(principal, args.name, args.scopes.split(","))
+                print(f"key {view.name!r} ({to_global_id('ApiKey', view.id)}) created; the key (shown once):")
+                print(secret)
+            else:
+                parsed = parse_global_id(args.id)
+                pk = parsed[1] if parsed is not None and parsed[0] == "ApiKey" else -1
+                view = await keys.revoke_key(workspace.id, pk, allow_last_admin=args.allow_last_admin)
+                print(f"key {view.name!r} revoked")
+        except DomainError as error:
+            print(f"campaigns keys {args.keys_command}: {error.message}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    sys.exit(asyncio.run(_keys(Settings.from_env(), args)))
 
 
 def cmd_worker(_args: argparse.Namespace) -> None:
@@ -290,6 +334,19 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("create-workspace", help="create a workspace; prints its API key last")
     p.add_argument("name")
     p.set_defaults(func=cmd_create_workspace)
+    p = sub.add_parser("keys", help="a workspace's API keys: list, create, revoke")
+    p.set_defaults(func=cmd_keys)
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("list", help="every key of the workspace, revoked ones too")
+    k.add_argument("--workspace", required=True, help="the workspace's id or name")
+    k = keys.add_parser("create", help="a new key; prints it last, shown once")
+    k.add_argument("--workspace", required=True, help="the workspace's id or name")
+    k.add_argument("name")
+    k.add_argument("--scopes", default="read", help="comma-separated: read, write, send, admin (default read)")
+    k = keys.add_parser("revoke", help="revoke a key at once, in every API process")
+    k.add_argument("--workspace", required=True, help="the workspace's id or name")
+    k.add_argument("id", help="the key's id, as `keys list` shows it")
+    k.add_argument("--allow-last-admin", action="store_true", help="even the workspace's last admin key")
     p = sub.add_parser("watch", help="a campaign's live progress bar in the terminal")
     p.add_argument("id", help="the campaign's id (its global id, as the API returns it)")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the service (ws(s)://…/graphql is derived)")

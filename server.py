@@ -32,13 +32,14 @@ from schema.app import schema
 from schema.broadcast import Broadcaster
 from schema.context import Context
 from schema.ws_handlers import LegacyWSHandler, TransportWSHandler
-from services.auth import authenticate, bearer_token
+from services.auth import authenticate, bearer_token, hash_key
 from services.inbox import InboxApplier, InboxWriter
 from settings import Settings
 from web import dashboard as dashboard_package
 from web.auth import ApiKeyMiddleware
 from web.csv_routes import export_report, import_recipients
 from web.health import healthz, readyz
+from web.key_watch import KeyWatch
 from web.observability import ObservabilityMiddleware, configure_logging, metrics
 from web.webhooks import PATH as WEBHOOK_PATH
 from web.webhooks import WebhookFastPath, whatsapp_webhook_verify
@@ -78,6 +79,9 @@ class GraphQLApp(GraphQL[Context, None]):
         if principal is None:
             raise ConnectionRejectionError({"message": "A valid API key is required in connection_init."})
         context.principal = principal
+        watch: KeyWatch | None = getattr(context.request.app.state, "key_watch", None)
+        if watch is not None:
+            watch.add(hash_key(str(key)), context.request)
         return None
 
 
@@ -157,6 +161,8 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
             app.state.inbox = InboxWriter(on_commit=app.state.applier.wake)
             await app.state.inbox.start()
             await app.state.applier.start()
+            app.state.key_watch = KeyWatch()
+            await app.state.key_watch.start()
             # ONE Redis subscription per process, fanned out to every GraphQL subscriber
             app.state.hub = LiveHub(app.state.redis) if app.state.redis is not None else None
             app.state.broadcaster = Broadcaster(app.state.hub, schema) if app.state.hub is not None else None
@@ -170,6 +176,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
             finally:
                 for hook in app.state.before_shutdown:  # e.g. `campaigns dev` drains its worker
                     await hook()
+                await app.state.key_watch.close()
                 await app.state.inbox.close()
                 await app.state.applier.close()
                 if publisher is not None:

@@ -15,8 +15,11 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
+from domain.access import ALL_SCOPES, stored
 from domain.lifecycle import CampaignStatus
 from domain.messages import Channel, MessageStatus
+
+ALL_SCOPES_TEXT = stored(ALL_SCOPES)
 
 
 class Workspace(Model):
@@ -41,7 +44,11 @@ class ApiKey(Model):
     name = fields.CharField(max_length=200)
     prefix = fields.CharField(max_length=16)
     key_hash = fields.CharField(max_length=64, unique=True)
+    #: domain/access.Scope names, comma-separated (keys made before scopes existed can do everything)
+    scopes = fields.CharField(max_length=64, default=ALL_SCOPES_TEXT, db_default=ALL_SCOPES_TEXT)
     created_at = fields.DatetimeField(auto_now_add=True)
+    #: written at most once a minute per key and API process
+    last_used_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
 
     workspace_id: int

@@ -5,10 +5,12 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from schema.execution import EventExecutionContext
 from schema.extensions import extensions
+from schema.keys import KeyMutations, KeyQueries
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
@@ -24,8 +26,8 @@ class Schema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return Schema(
-        query=Query,
-        mutation=Mutation,
+        query=merge_types("Query", (Query, KeyQueries)),
+        mutation=merge_types("Mutation", (Mutation, KeyMutations)),
         subscription=Subscription,
         types=[Campaign, Message, Workspace],
         extensions=extensions(),

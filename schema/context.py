@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from domain.access import Scope, check, needed
 from domain.errors import DomainError, ErrorCode
 from services.auth import Principal
 from services.transitions import AfterTransition
@@ -23,8 +24,16 @@ class Context:
     #: the WebSocket `connection_init` payload (strawberry sets it)
     connection_params: dict[str, Any] | None = None
 
-    def require(self) -> Principal:
-        """The principal; HTTP requests without one never reach a resolver (401)."""
+    def require(self, info: Any = None) -> Principal:
+        """The principal, if its key may run the root field `info` resolves (its scope
+        in domain/access.py; without `info`, reading); raises Forbidden else. Fields
+        below a root field were allowed with it. HTTP requests without a principal
+        never reach a resolver (401)."""
         if self.principal is None:
             raise Unauthenticated("Authentication required.")
+        if info is None:
+            check("reading", Scope.READ, self.principal.scopes)
+        elif info.path.prev is None:  # a root field; below one, the root was checked
+            field = info.field_name
+            check(field, needed(info.operation.operation.value, field), self.principal.scopes)
         return self.principal

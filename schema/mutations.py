@@ -142,9 +142,9 @@ async def _campaign_op(
     op: Callable[[Principal, int], Awaitable[models.Campaign | Applied]],
     rename: dict[str, list[str]] | None = None,
 ) -> CampaignPayload:
-    principal = info.context.require()
     pk = 0
     try:
+        principal = info.context.require(info)
         pk = expect_id(gid, "Campaign")
         done = await op(principal, pk)
         if isinstance(done, Applied):
@@ -157,7 +157,7 @@ async def _campaign_op(
         current = None
         if isinstance(error, InvalidTransition):
             current = Campaign.of(await campaign_service.get_campaign(principal, pk))
-        return CampaignPayload(campaign=current, user_errors=[UserError.of(error, rename)])
+        return CampaignPayload(campaign=current, user_errors=UserError.all(error, rename))
 
 
 def _transition(
@@ -180,11 +180,11 @@ def _transition(
 class Mutation:
     @strawberry.mutation
     async def create_campaign(self, info: Info, input: CreateCampaignInput) -> CampaignPayload:
-        principal = info.context.require()
         try:
+            principal = info.context.require(info)
             campaign = await campaign_service.create_campaign(principal, _given(input))
         except DomainError as error:
-            return CampaignPayload(campaign=None, user_errors=[UserError.of(error)])
+            return CampaignPayload(campaign=None, user_errors=UserError.all(error))
         return CampaignPayload(campaign=Campaign.of(campaign), user_errors=[])
 
     @strawberry.mutation
@@ -198,19 +198,19 @@ class Mutation:
 
     @strawberry.mutation
     async def delete_campaign(self, info: Info, id: strawberry.ID) -> DeleteCampaignPayload:
-        principal = info.context.require()
         try:
+            principal = info.context.require(info)
             pk = expect_id(id, "Campaign")
             await campaign_service.delete_campaign(principal, pk)
         except DomainError as error:
-            return DeleteCampaignPayload(deleted_id=None, user_errors=[UserError.of(error)])
+            return DeleteCampaignPayload(deleted_id=None, user_errors=UserError.all(error))
         return DeleteCampaignPayload(deleted_id=strawberry.ID(to_global_id("Campaign", pk)), user_errors=[])
 
     @strawberry.mutation
     async def add_recipients(self, info: Info, input: AddRecipientsInput) -> AddRecipientsPayload:
-        principal = info.context.require()
         rename = {"id": ["input", "campaignId"]}
         try:
+            principal = info.context.require(info)
             pk = expect_id(input.campaign_id, "Campaign")
             report = await recipient_service.add_recipients(
                 principal, pk, [(r.phone, r.variables) for r in input.recipients]
@@ -226,7 +226,7 @@ class Mutation:
                 duplicates=0,
                 opted_out=0,
                 invalid=[],
-                user_errors=[UserError.of(error, rename)],
+                user_errors=UserError.all(error, rename),
             )
         return AddRecipientsPayload(
             campaign=Campaign.of(campaign),
@@ -273,7 +273,7 @@ class Mutation:
         if reason is not None and len(reason) > 1000:
             return CampaignPayload(
                 campaign=None,
-                user_errors=[UserError.of(_too_long("reason", 1000))],
+                user_errors=UserError.all(_too_long("reason", 1000)),
             )
         return await _campaign_op(info, id, _transition(info, Action.CANCEL, reason=reason))
 
@@ -296,13 +296,13 @@ class Mutation:
     async def send_test_message(
         self, info: Info, id: strawberry.ID, phone: str, variables: JSON | None = None
     ) -> TestMessagePayload:
-        principal = info.context.require()
         try:
+            principal = info.context.require(info)
             pk = expect_id(id, "Campaign")
             provider = info.context.request.app.state.provider
             sent = await send_test_message(principal, pk, phone, variables, provider)
         except DomainError as error:
-            return TestMessagePayload(message=None, user_errors=[UserError.of(error, {"id": ["id"]})])
+            return TestMessagePayload(message=None, user_errors=UserError.all(error, {"id": ["id"]}))
         return TestMessagePayload(message=Message.of(sent), user_errors=[])
 
 

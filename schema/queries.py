@@ -5,10 +5,13 @@ from __future__ import annotations
 import strawberry
 
 import models
+from domain.access import Scope
 from domain.errors import NotFound
 from domain.ids import parse_global_id, to_global_id
 from schema.context import Context
+from schema.keys import ApiKey
 from schema.types import Campaign, CampaignConnection, CampaignStatus, Message, Node, Workspace
+from services import keys as key_service
 from services import reads
 from services.auth import Principal
 from services.campaigns import get_campaign
@@ -17,7 +20,7 @@ Info = strawberry.Info[Context, None]
 
 
 async def _workspace(info: Info) -> Workspace:
-    principal = info.context.require()
+    principal = info.context.require(info)
     workspace = await models.Workspace.get(id=principal.workspace_id)
     return Workspace(id=strawberry.ID(to_global_id("Workspace", workspace.id)), name=workspace.name)
 
@@ -33,7 +36,7 @@ async def _campaign(principal: Principal, pk: int) -> Campaign | None:
 class Query:
     @strawberry.field
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
-        principal = info.context.require()
+        principal = info.context.require(info)
         parsed = parse_global_id(id)
         if parsed is None:
             return None
@@ -48,6 +51,9 @@ class Query:
             return Message.of(test) if test else None
         if kind == "Workspace" and pk == principal.workspace_id:
             return await _workspace(info)
+        if kind == "ApiKey" and Scope.ADMIN in principal.scopes:  # as apiKeys: admin only
+            key = await key_service.get_key(principal.workspace_id, pk)
+            return ApiKey.of(key) if key else None
         return None
 
     @strawberry.field
@@ -59,7 +65,7 @@ class Query:
         parsed = parse_global_id(id)
         if parsed is None or parsed[0] != "Campaign":
             return None
-        return await _campaign(info.context.require(), parsed[1])
+        return await _campaign(info.context.require(info), parsed[1])
 
     @strawberry.field(description="first is capped (100); newest first")
     async def campaigns(
@@ -70,6 +76,6 @@ class Query:
         status: list[CampaignStatus] | None = None,  # type: ignore[valid-type]
         search: str | None = None,
     ) -> CampaignConnection:
-        principal = info.context.require()
+        principal = info.context.require(info)
         page = await reads.list_campaigns(principal, first, after, status, search)
         return CampaignConnection.of(page)

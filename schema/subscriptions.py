@@ -83,7 +83,7 @@ class Subscription:
         "It stays open after a terminal status: receipts keep arriving."
     )
     async def campaign_progress(self, info: Info, id: strawberry.ID) -> AsyncGenerator[CampaignProgress, None]:
-        principal = info.context.require()
+        principal = info.context.require(info)
         pk = expect_id(id, "Campaign")
         hub = _hub(info)
         target = CURRENT_STREAM.get()
@@ -113,7 +113,7 @@ class Subscription:
         info: Info,
         status: list[CampaignStatus] | None = None,  # type: ignore[valid-type]
     ) -> AsyncGenerator[CampaignStatusChange, None]:
-        principal = info.context.require()
+        principal = info.context.require(info)
         wanted = {s.value for s in status or ()}
         with _hub(info).watch_workspace(principal.workspace_id) as slot:
             while True:

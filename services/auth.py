@@ -1,4 +1,5 @@
-"""Workspaces and API keys. Keys are shown once and stored as SHA-256 digests."""
+"""Workspaces, and authenticating API keys. Keys are shown once and stored as SHA-256
+digests; managing them (create, list, revoke) is services/keys.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from domain.access import ALL_SCOPES, Scope, loaded, stored
 from models import ApiKey, Workspace
 from services import db
 
@@ -16,11 +19,14 @@ KEY_PREFIX = "cmp_"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the workspace every read and write is scoped to, and the key's
-    name, which becomes the actor of the events it causes."""
+    """Who is calling: the workspace every read and write is scoped to, the key's name,
+    which becomes the actor of the events it causes, and what the key may do. Built by
+    hand (the CLI, benchmarks) it may do everything."""
 
     workspace_id: int
     actor: str
+    scopes: frozenset[Scope] = ALL_SCOPES
+    key_id: int | None = None
 
 
 def hash_key(key: str) -> str:
@@ -28,46 +34,79 @@ def hash_key(key: str) -> str:
 
 
 async def create_workspace(name: str, key_name: str = "default") -> tuple[Workspace, str]:
-    """A new workspace and its first API key (the key is returned, never stored)."""
+    """A new workspace and its first API key, with every scope (the key is returned,
+    never stored)."""
     name = name.strip()
     if not name:
         raise ValueError("workspace name must not be empty")
     async with db.in_transaction():
         workspace = await Workspace.create(name=name)
-        key = await create_api_key(workspace, key_name)
+        key, _ = await new_key(workspace.id, key_name, ALL_SCOPES)
     return workspace, key
 
 
-async def create_api_key(workspace: Workspace, name: str) -> str:
+async def new_key(workspace_id: int, name: str, scopes: frozenset[Scope]) -> tuple[str, ApiKey]:
+    """A new key of the workspace: the secret (shown once) and its row."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    await ApiKey.create(workspace=workspace, name=name, prefix=key[:12], key_hash=hash_key(key))
-    return key
+    row = await ApiKey.create(
+        workspace_id=workspace_id, name=name, prefix=key[:12], key_hash=hash_key(key), scopes=stored(scopes)
+    )
+    return key, row
 
 
 #: Verified keys, per process: the lookup was a fifth of a small query's cost. A key
-#: revoked in the database stops working here within CACHE_SECONDS.
-CACHE_SECONDS = 10.0
-_UNKNOWN_SECONDS = 2.0  # bad keys too, so a flood of them cannot hammer the database
+#: revoked in the database stops working in every process within REVOCATION_S, its
+#: open WebSockets included (web/key_watch.py asks this cache every WATCH_EVERY_S):
+#: CACHE_S + WATCH_EVERY_S, with room for the query, stays under it.
+REVOCATION_S = 1.0
+CACHE_S = 0.5
+WATCH_EVERY_S = 0.25
+LAST_USED_EVERY_S = 60.0  # lastUsedAt is written at most this often per key and process
 _CACHE_SIZE = 10_000
 _cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+_last_written: dict[int, float] = {}
 
 
 async def authenticate(key: str | None) -> Principal | None:
     """The principal of a live key, or None for a missing, unknown or revoked key."""
     if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
-    digest = hash_key(key)
+    return await principal_of(hash_key(key))
+
+
+async def principal_of(digest: str) -> Principal | None:
+    """The principal of the key with this digest (cached for CACHE_S), or None."""
     now = time.monotonic()
     hit = _cache.get(digest)
     if hit is not None and hit[0] > now:
         return hit[1]
-    row = await ApiKey.filter(key_hash=digest, revoked_at__isnull=True).first().values("workspace_id", "name")
-    principal = Principal(workspace_id=row["workspace_id"], actor=row["name"]) if row else None
-    _cache[digest] = (now + (CACHE_SECONDS if principal else _UNKNOWN_SECONDS), principal)
+    live = ApiKey.filter(key_hash=digest, revoked_at__isnull=True)
+    row = await live.first().values("id", "workspace_id", "name", "scopes")
+    principal = None
+    if row:
+        principal = Principal(row["workspace_id"], row["name"], loaded(row["scopes"]), row["id"])
+        await _touch(row["id"], now)
+    # unknown keys are cached too, so a flood of them cannot hammer the database
+    _cache[digest] = (now + CACHE_S, principal)
     _cache.move_to_end(digest)
     while len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
     return principal
+
+
+def forget(key_id: int) -> None:
+    """Drop a key from this process's cache (it was just revoked here)."""
+    for digest in [d for d, (_, p) in _cache.items() if p is not None and p.key_id == key_id]:
+        del _cache[digest]
+
+
+async def _touch(key_id: int, now: float) -> None:
+    if now - _last_written.get(key_id, -LAST_USED_EVERY_S) < LAST_USED_EVERY_S:
+        return
+    _last_written[key_id] = now
+    if len(_last_written) > _CACHE_SIZE:
+        _last_written.clear()
+    await ApiKey.filter(id=key_id).update(last_used_at=datetime.now(UTC))
 
 
 def bearer_token(authorization: str | None) -> str | None:

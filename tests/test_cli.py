@@ -10,6 +10,7 @@ from pathlib import Path
 from services.auth import authenticate
 from settings import Settings
 from tests.processes import free_port
+from tests.waiting import until
 
 
 def run(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
@@ -87,3 +88,34 @@ async def test_serve_starts_without_redis_and_readyz_says_so(server: str, settin
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_keys_create_list_and_revoke_as_an_operator_does(server: str, settings: Settings) -> None:
+    made = run("create-workspace", "Keys Inc", settings=settings)
+    admin = made.stdout.strip().splitlines()[-1]
+    created = run("keys", "create", "--workspace", "Keys Inc", "reporting", "--scopes", "read,send", settings=settings)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    principal = await authenticate(secret)
+    assert principal is not None and {s.value for s in principal.scopes} == {"read", "send"}
+    listed = run("keys", "list", "--workspace", "Keys Inc", settings=settings)
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 2 and "'reporting'  [read,send]" in lines[0] and "live" in lines[0]
+    reporting_id, default_id = lines[0].split()[0], lines[1].split()[0]
+    revoked = run("keys", "revoke", "--workspace", "Keys Inc", reporting_id, settings=settings)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    assert "revoked" in run("keys", "list", "--workspace", "Keys Inc", settings=settings).stdout.splitlines()[0]
+    # the last admin key: only with the flag
+    kept = run("keys", "revoke", "--workspace", "Keys Inc", default_id, settings=settings)
+    assert kept.returncode == 1 and "last key with the admin scope" in kept.stderr
+    forced = run("keys", "revoke", "--workspace", "Keys Inc", default_id, "--allow-last-admin", settings=settings)
+    assert forced.returncode == 0, forced.stderr
+    await until(lambda: _refused(admin), timeout=2, what="the revoked admin key refused")
+    bad = run("keys", "create", "--workspace", "Keys Inc", "x", "--scopes", "owner", settings=settings)
+    assert bad.returncode == 1 and "Unknown scope 'owner'" in bad.stderr
+    unknown = run("keys", "list", "--workspace", "No Such Workspace", settings=settings)
+    assert unknown.returncode == 2 and "no workspace" in unknown.stderr
+
+
+async def _refused(key: str) -> bool:
+    return await authenticate(key) is None

@@ -7,6 +7,7 @@ import tempfile
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from domain.access import Scope, check
 from domain.errors import DomainError, LimitExceeded
 from domain.ids import expect_id
 from services.campaigns import get_campaign
@@ -18,6 +19,10 @@ _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 async def import_recipients(request: Request) -> Response:
     principal = request.state.principal
+    try:
+        check("the CSV import", Scope.WRITE, principal.scopes)
+    except DomainError as error:
+        return domain_error_response(error)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("text/csv", "application/csv"):
         return error_response(
@@ -54,6 +59,7 @@ async def export_report(request: Request) -> Response:
     principal = request.state.principal
     gid = request.path_params["id"]
     try:
+        check("the CSV report", Scope.READ, principal.scopes)
         campaign = await get_campaign(principal, expect_id(gid, "Campaign"))
     except DomainError as error:
         return domain_error_response(error)

@@ -21,7 +21,6 @@ class HttpErrorCode(StrEnum):
     """Refusals of the HTTP edge itself, beside the domain's ErrorCode."""
 
     UNAUTHENTICATED = "UNAUTHENTICATED"
-    FORBIDDEN = "FORBIDDEN"
     BAD_REQUEST = "BAD_REQUEST"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     UNAVAILABLE = "UNAVAILABLE"
@@ -34,6 +33,7 @@ DOMAIN_STATUS = {
     ErrorCode.INVALID_TRANSITION: 409,
     ErrorCode.CONFLICT: 409,
     ErrorCode.LIMIT_EXCEEDED: 413,
+    ErrorCode.FORBIDDEN: 403,
 }
 
 

@@ -45,7 +45,7 @@ async def whatsapp_webhook_verify(request: Request) -> Response:
     token = params.get("hub.verify_token") or ""
     if expected and params.get("hub.mode") == "subscribe" and hmac.compare_digest(token.encode(), expected.encode()):
         return PlainTextResponse(params.get("hub.challenge") or "")
-    return error_response(403, "The verify token does not match.", HttpErrorCode.FORBIDDEN, ("hub.verify_token",))
+    return error_response(403, "The verify token does not match.", ErrorCode.FORBIDDEN, ("hub.verify_token",))
 
 
 _RECEIVED = b'{"received":true}'

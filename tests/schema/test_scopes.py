@@ -1,0 +1,168 @@
+"""Every mutation and every query family against the scopes (domain/access.py): a key
+without the scope an operation needs is refused with FORBIDDEN and changes nothing; a
+key with just that scope is not refused for want of one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.access import MUTATION_SCOPES, QUERY_SCOPES, Scope, needed
+from domain.ids import expect_id
+from models import ApiKey, Campaign
+from schema.app import schema
+from services.keys import create_key
+from tests.conftest import Api, phone
+from tests.wsclient import connect
+
+LATER = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+
+#: a document and its variables for each mutation; `$id` is a ready DRAFT campaign
+MUTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "createCampaign": (
+        'mutation { createCampaign(input: {name: "n", body: "b"}) { userErrors { code } } }',
+        {},
+    ),
+    "updateCampaign": (
+        'mutation($id: ID!) { updateCampaign(input: {id: $id, name: "renamed"}) { userErrors { code } } }',
+        {},
+    ),
+    "deleteCampaign": ("mutation($id: ID!) { deleteCampaign(id: $id) { userErrors { code } } }", {}),
+    "addRecipients": (
+        "mutation($id: ID!, $p: String!) { addRecipients(input: {campaignId: $id, recipients: [{phone: $p}]})"
+        " { userErrors { code } } }",
+        {"p": phone(900)},
+    ),
+    "removeRecipients": (
+        "mutation($id: ID!, $p: String!) { removeRecipients(input: {campaignId: $id, phones: [$p]})"
+        " { userErrors { code } } }",
+        {"p": phone(0)},
+    ),
+    "scheduleCampaign": (
+        "mutation($id: ID!, $at: DateTime!) { scheduleCampaign(id: $id, scheduledAt: $at) { userErrors { code } } }",
+        {"at": LATER},
+    ),
+    "rescheduleCampaign": (
+        "mutation($id: ID!, $at: DateTime!) { rescheduleCampaign(id: $id, scheduledAt: $at) { userErrors { code } } }",
+        {"at": LATER},
+    ),
+    "unscheduleCampaign": ("mutation($id: ID!) { unscheduleCampaign(id: $id) { userErrors { code } } }", {}),
+    "sendCampaignNow": ("mutation($id: ID!) { sendCampaignNow(id: $id) { userErrors { code } } }", {}),
+    "pauseCampaign": ("mutation($id: ID!) { pauseCampaign(id: $id) { userErrors { code } } }", {}),
+    "resumeCampaign": ("mutation($id: ID!) { resumeCampaign(id: $id) { userErrors { code } } }", {}),
+    "cancelCampaign": ("mutation($id: ID!) { cancelCampaign(id: $id) { userErrors { code } } }", {}),
+    "retryFailedMessages": ("mutation($id: ID!) { retryFailedMessages(id: $id) { userErrors { code } } }", {}),
+    "retryCampaign": ("mutation($id: ID!) { retryCampaign(id: $id) { userErrors { code } } }", {}),
+    "duplicateCampaign": ("mutation($id: ID!) { duplicateCampaign(id: $id) { userErrors { code } } }", {}),
+    "sendTestMessage": (
+        'mutation($id: ID!, $p: String!) { sendTestMessage(id: $id, phone: $p, variables: {name: "T"})'
+        " { userErrors { code } } }",
+        {"p": phone(901)},
+    ),
+    "createApiKey": ('mutation { createApiKey(name: "k", scopes: [READ]) { userErrors { code } } }', {}),
+    "revokeApiKey": ("mutation($key: ID!) { revokeApiKey(id: $key) { userErrors { code } } }", {}),
+}
+
+QUERIES: dict[str, str] = {
+    "viewer": "{ viewer { id name } }",
+    "campaign": "query($id: ID!) { campaign(id: $id) { id } }",
+    "campaigns": "{ campaigns(first: 5) { edges { node { id } } } }",
+    "node": "query($id: ID!) { node(id: $id) { id } }",
+    "apiKeys": "{ apiKeys { id } }",
+}
+
+
+def _schema_fields(kind: str) -> set[str]:
+    root = {"mutation": schema._schema.mutation_type, "query": schema._schema.query_type}[kind]
+    assert root is not None
+    return set(root.fields)
+
+
+def test_every_mutation_has_its_scope_in_the_table_and_a_case_here() -> None:
+    assert set(MUTATION_SCOPES) == _schema_fields("mutation")
+    assert set(MUTATIONS) == _schema_fields("mutation")
+    assert set(QUERIES) == _schema_fields("query") and set(QUERY_SCOPES) <= set(QUERIES)
+
+
+async def _key(api: Api, scopes: set[Scope]) -> dict[str, str]:
+    _, secret = await create_key(api.principal, "scoped", [s.value for s in scopes])
+    return {"Authorization": f"Bearer {secret}"}
+
+
+async def _post(http: httpx.AsyncClient, headers: dict[str, str], query: str, **variables: Any) -> dict[str, Any]:
+    response = await http.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _state(api: Api) -> tuple[Any, ...]:
+    campaigns = (
+        await Campaign.filter(workspace_id=api.principal.workspace_id)
+        .order_by("id")
+        .values_list("id", "status", "version", "name", "total")
+    )
+    keys = await ApiKey.filter(workspace_id=api.principal.workspace_id).order_by("id").values_list("id", "revoked_at")
+    return tuple(campaigns), tuple(keys)
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+async def test_a_mutation_outside_the_keys_scopes_is_forbidden_and_changes_nothing(api: Api, mutation: str) -> None:
+    campaign = await api.ready_campaign(2)
+    await _key(api, {Scope.READ})  # a key that revokeApiKey may revoke
+    spare_id = (await _post(api.http, api.headers, "{ apiKeys { id } }"))["data"]["apiKeys"][0]["id"]
+    need = needed("mutation", mutation)
+    document, extra = MUTATIONS[mutation]
+    given = {"id": campaign["id"], "key": spare_id} | extra
+    variables = {name: value for name, value in given.items() if f"${name}" in document}
+    lacking = await _key(api, set(Scope) - {need})
+    before = await _state(api)
+    body = await _post(api.http, lacking, document, **variables)
+    assert "errors" not in body, body
+    assert body["data"][mutation]["userErrors"] == [{"code": "FORBIDDEN"}]
+    assert await _state(api) == before
+    only = await _key(api, {need})
+    body = await _post(api.http, only, document, **variables)
+    assert "errors" not in body, body
+    assert {"code": "FORBIDDEN"} not in body["data"][mutation]["userErrors"]
+
+
+@pytest.mark.parametrize("query", sorted(QUERIES))
+async def test_a_query_outside_the_keys_scopes_is_an_error_with_the_forbidden_code(api: Api, query: str) -> None:
+    campaign = await api.ready_campaign(1)
+    need = needed("query", query)
+    lacking = await _key(api, set(Scope) - {need})
+    document = QUERIES[query]
+    variables = {"id": campaign["id"]} if "$id" in document else {}
+    body = await _post(api.http, lacking, document, **variables)
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], body
+    assert need.value in body["errors"][0]["message"]
+    body = await _post(api.http, await _key(api, {need}), document, **variables)
+    assert "errors" not in body, body
+
+
+async def test_a_subscription_without_the_read_scope_is_refused(api: Api, server: str) -> None:
+    campaign = await api.ready_campaign(1)
+    _, secret = await create_key(api.principal, "writer", ["write", "send"])
+    async with connect(server, secret) as ws:
+        await ws.subscribe("subscription($id: ID!) { campaignProgress(id: $id) { status } }", id=campaign["id"])
+        message = await ws.next()
+        errors = message["payload"]["errors"]
+        assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"], message
+        assert "campaignProgress" in errors[0]["message"] and message["payload"]["data"] is None
+
+
+async def test_the_csv_routes_ask_write_to_import_and_read_to_export(api: Api) -> None:
+    campaign = await api.ready_campaign(1)
+    reader, writer = await _key(api, {Scope.READ}), await _key(api, {Scope.WRITE})
+    csv = f"phone,name\n{phone(50)},Ann\n".encode()
+    path = f"/campaigns/{campaign['id']}"
+    refused = await api.http.post(f"{path}/recipients", content=csv, headers=reader | {"Content-Type": "text/csv"})
+    assert refused.status_code == 403 and refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await Campaign.get(id=expect_id(campaign["id"], "Campaign"))).total == 1
+    ok = await api.http.post(f"{path}/recipients", content=csv, headers=writer | {"Content-Type": "text/csv"})
+    assert ok.status_code == 200 and ok.json()["added"] == 1
+    assert (await api.http.get(f"{path}/report.csv", headers=writer)).status_code == 403
+    assert (await api.http.get(f"{path}/report.csv", headers=reader)).status_code == 200
