@@ -13,6 +13,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -45,6 +46,8 @@ from web.webhooks import PATH as WEBHOOK_PATH
 from web.webhooks import WebhookFastPath, whatsapp_webhook_verify
 
 INIT_TIMEOUT = timedelta(seconds=10)
+#: how long a browser may reuse a preflight's answer
+CORS_MAX_AGE_S = 600
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -201,7 +204,20 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
     app = App(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(ObservabilityMiddleware), Middleware(ApiKeyMiddleware)],
+        # CORS before the key check: a browser's preflight carries no key, and a refusal
+        # (401, 403) needs the CORS headers for the page to read it
+        middleware=[
+            Middleware(ObservabilityMiddleware),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.allowed_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID"],
+                max_age=CORS_MAX_AGE_S,
+            ),
+            Middleware(ApiKeyMiddleware),
+        ],
     )
     app.state.settings = settings
     #: awaited first at shutdown, while the ORM and Redis are still open

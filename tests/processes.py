@@ -1,14 +1,23 @@
-"""Real processes in tests: a free port, waiting until one answers HTTP, stopping one."""
+"""Real processes in tests: a free port, waiting until one answers HTTP, stopping one,
+another API process."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+
+from settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -43,3 +52,23 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
         except subprocess.TimeoutExpired:
             proc.kill()
     return proc.wait()
+
+
+@contextmanager
+def api_process(settings: Settings, logs: Path, **env: str) -> Iterator[str]:
+    """Another `campaigns serve` on the test database and Redis (more environment in
+    `env`); yields its base URL, stopped on exit."""
+    port = free_port()
+    full = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url or "", LOG_LEVEL="WARNING")
+    full |= {"WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v"} | env
+    log = logs / f"api-{port}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--port", str(port)], cwd=ROOT, env=full, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz", proc, log.read_text)
+        yield url
+    finally:
+        stop(proc)

@@ -4,9 +4,6 @@ key's open WebSockets with 4403, on both protocols; other keys' sockets stay ope
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from services.auth import REVOCATION_S
 from services.keys import create_key, revoke_key
 from settings import Settings
 from tests.conftest import Api
-from tests.processes import free_port, stop, wait_http
+from tests.processes import api_process
 from tests.waiting import until
 from tests.wsclient import LEGACY_WS, TRANSPORT_WS, connect
 
@@ -30,20 +27,8 @@ CHANGES = "subscription { campaignStatusChanges { campaign { id } } }"
 @pytest.fixture
 def second_api(settings: Settings, server: str, tmp_path: Path) -> Iterator[str]:
     """Another API process on the same database and Redis."""
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url or "", LOG_LEVEL="WARNING")
-    env |= {"WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v"}
-    log = tmp_path / "api-2.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/healthz", proc, log.read_text)
+    with api_process(settings, tmp_path) as url:
         yield url
-    finally:
-        stop(proc)
 
 
 async def test_a_revoked_key_is_refused_by_another_process_within_a_second_and_its_sockets_closed(
