@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from simulator.config import SimulatorConfig
@@ -134,14 +134,22 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> Starlette:
             await simulator.stop()
 
     endpoint = SendEndpoint(simulator)
-    # The /_simulator routes come first: "/_simulator/ledger/messages" also fits the
-    # send route's pattern. The send route is normally reached through FastSend.
+    # "/_simulator/ledger/messages" also fits the send route's pattern. A Route of another
+    # method only half-matches, and the router goes on to take the send route for it; a
+    # Mount matches on the path alone, so every /_simulator path stays in its own router
+    # (a wrong method is a 405, an unknown path a 404). The send route is normally
+    # reached through FastSend.
     app = Starlette(
         routes=[
-            Route("/_simulator/ledger", ledger, methods=["GET"]),
-            Route("/_simulator/ledger/messages", messages, methods=["GET"]),
-            Route("/_simulator/reset", reset, methods=["POST"]),
-            Route("/_simulator/health", health, methods=["GET"]),
+            Mount(
+                "/_simulator",
+                routes=[
+                    Route("/ledger", ledger, methods=["GET"]),
+                    Route("/ledger/messages", messages, methods=["GET"]),
+                    Route("/reset", reset, methods=["POST"]),
+                    Route("/health", health, methods=["GET"]),
+                ],
+            ),
             # Any version segment: clients pin different Graph API versions.
             Route("/{version}/{phone_number_id}/messages", endpoint, methods=["POST"]),
         ],

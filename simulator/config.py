@@ -47,10 +47,20 @@ from typing import Any
 P99_3X_SIGMA = 0.53
 
 
+def _error_code(code: str | int) -> str:
+    """An error code as its digits. Meta's codes are integers: the engine answers with
+    `int(code)` and a `failed` webhook's `errors[].code` is one, so a typo ("13l026") is
+    refused here instead of crashing a send (a 500 without Meta's error body) later."""
+    text = str(code).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"error code {text!r} is not a number (Meta's error codes are integers)")
+    return text
+
+
 def _frozen_mix(mix: Mapping[str, float] | Mapping[int, float]) -> Mapping[str, float]:
     """Codes as strings (env and JSON give strings, code gives ints), sorted so the
     cumulative walk in `fate` does not depend on how the mapping was built."""
-    items = sorted((str(code), float(p)) for code, p in mix.items())
+    items = sorted((_error_code(code), float(p)) for code, p in mix.items())
     for code, p in items:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"probability of {code} must be within [0, 1], got {p}")
@@ -154,9 +164,15 @@ class SimulatorConfig:
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
         for suffix, (name, parse) in _ENV.items():
-            raw = source.get(prefix + suffix)
+            variable = prefix + suffix
+            raw = source.get(variable)
             if raw is not None and name in known:
-                values[name] = parse(raw.strip())
+                try:
+                    values[name] = parse(raw.strip())
+                except ValueError as exc:
+                    # Among thirty variables, "could not convert string to float" alone
+                    # does not say which one is wrong (as settings.py's ConfigError does).
+                    raise ValueError(f"{variable}: cannot use {raw!r}: {exc}") from None
         return cls(**values)
 
 
@@ -168,7 +184,7 @@ def parse_mix(text: str) -> dict[str, float]:
             code, sep, p = part.partition("=")
             if not sep:
                 raise ValueError(f"error mix entry {part!r} is not CODE=PROBABILITY")
-            mix[code.strip()] = float(p)
+            mix[_error_code(code)] = float(p)
     return mix
 
 

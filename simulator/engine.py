@@ -156,7 +156,7 @@ class Simulator:
         try:
             message = parse_send(raw)
         except BadRequest as bad:
-            ledger.record_error(str(bad.code), bad.campaign_id, None, False)
+            ledger.record_error(str(bad.code), bad.campaign_id, bad.message_id, False)
             return self._error(bad.code, bad.campaign_id, message=bad.message, details=bad.details)
         if self._tier is not None and not self._tier.take():
             ledger.rate_limited += 1

@@ -46,6 +46,7 @@ class CampaignLedger:
     final_by_message: dict[int, str] = field(default_factory=dict)
     #: message ids refused with a non-transient error and never accepted
     rejected: dict[int, str] = field(default_factory=dict)
+    #: recipients as wa_ids (digits, no "+")
     phones: set[str] = field(default_factory=set)
     duplicate_sends: int = 0
     duplicate_message_ids: int = 0
@@ -143,12 +144,14 @@ class Ledger:
         if later_failure is not None:
             c.later_failures[later_failure] += 1
         seen_id = record.message_id is not None and record.message_id in c.final_by_message
-        seen_phone = record.to in c.phones
+        # Keyed on the wa_id: Meta takes `to` with or without "+", and both reach one phone.
+        phone = record.to.lstrip("+")
+        seen_phone = phone in c.phones
         if seen_id or seen_phone:
             c.duplicate_sends += 1
             c.duplicate_message_ids += seen_id
             c.duplicate_phones += seen_phone
-        c.phones.add(record.to)
+        c.phones.add(phone)
         if record.message_id is not None:
             c.final_by_message[record.message_id] = final
             c.rejected.pop(record.message_id, None)

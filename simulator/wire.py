@@ -145,7 +145,10 @@ class BadRequest(Exception):
         self.code = code
         self.details = details
         self.message = message or details
+        #: from the request's callback data, set by parse_send: a refused request still
+        #: belongs to its campaign's message, which the ledger then counts as rejected
         self.campaign_id: int | None = None
+        self.message_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +190,7 @@ def _object(obj: dict[str, Any], name: str, path: str) -> dict[str, Any]:
 
 def parse_send(raw: bytes) -> SendMessage:
     """Validate a send request body; raise BadRequest naming the offending field (and
-    carrying the campaign of its callback data, for the ledger)."""
+    carrying the campaign and message of its callback data, for the ledger)."""
     try:
         body = json.loads(raw)
     except ValueError:
@@ -199,7 +202,7 @@ def parse_send(raw: bytes) -> SendMessage:
     try:
         return _parse_body(body, callback, campaign_id, message_id)
     except BadRequest as bad:
-        bad.campaign_id = campaign_id
+        bad.campaign_id, bad.message_id = campaign_id, message_id
         raise
 
 

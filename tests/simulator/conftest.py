@@ -84,6 +84,37 @@ def phone(i: int) -> str:
     return f"+1415{2000000 + i:07d}"
 
 
+def template(to: str, name: str = "spring_sale", callback: str | None = None) -> dict[str, Any]:
+    """A Cloud API template message request."""
+    payload: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "template",
+        "template": {
+            "name": name,
+            "language": {"code": "en_US"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ada"}]}],
+        },
+    }
+    if callback is not None:
+        payload["biz_opaque_callback_data"] = callback
+    return payload
+
+
+def assert_error(reply: Reply, status: int, code: int) -> dict[str, Any]:
+    """Meta's envelope: message, type, code, error_data{messaging_product, details}, fbtrace_id."""
+    assert reply.status == status, reply
+    error = reply.body["error"]
+    assert error["code"] == code
+    assert error["type"] == "OAuthException"
+    assert isinstance(error["message"], str) and error["message"]
+    assert error["error_data"]["messaging_product"] == "whatsapp"
+    assert isinstance(error["error_data"]["details"], str)
+    assert error["fbtrace_id"]
+    return error
+
+
 @asynccontextmanager
 async def running(config: SimulatorConfig | None = None) -> AsyncIterator[Sim]:
     app = create_simulator_app(config or SimulatorConfig())

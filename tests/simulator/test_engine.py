@@ -1,52 +1,22 @@
-"""The simulator's send endpoint over real HTTP: answers, errors, determinism, rate limit,
-idempotency and the ledger."""
+"""simulator/engine.py, the simulated account: over real HTTP its answers, errors,
+determinism, rate limit and idempotency; in process the Simulator's keys, attempts,
+cancellations and replays, and the throughput tier."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
-import aiohttp
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
-from simulator import Simulator, SimulatorConfig, create_simulator_app
-from simulator.config import P99_3X_SIGMA
-from simulator.fate import decide
-from tests.simulator.conftest import PHONE_NUMBER_ID, Reply, Sim, phone, running, serve, text
-
-
-def template(to: str, name: str = "spring_sale", callback: str | None = None) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": to,
-        "type": "template",
-        "template": {
-            "name": name,
-            "language": {"code": "en_US"},
-            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ada"}]}],
-        },
-    }
-    if callback is not None:
-        payload["biz_opaque_callback_data"] = callback
-    return payload
-
-
-def assert_error(reply: Reply, status: int, code: int) -> dict[str, Any]:
-    """Meta's envelope: message, type, code, error_data{messaging_product, details}, fbtrace_id."""
-    assert reply.status == status, reply
-    error = reply.body["error"]
-    assert error["code"] == code
-    assert error["type"] == "OAuthException"
-    assert isinstance(error["message"], str) and error["message"]
-    assert error["error_data"]["messaging_product"] == "whatsapp"
-    assert isinstance(error["error_data"]["details"], str)
-    assert error["fbtrace_id"]
-    return error
-
+from simulator import Simulator, SimulatorConfig
+from simulator.engine import Answer, ThroughputTier
+from simulator.fate import decide, make_wamid
+from simulator.ledger import SendRecord
+from tests.simulator.conftest import PHONE_NUMBER_ID, TOKEN, Reply, assert_error, phone, running, template, text
+from tests.waiting import until
 
 # --- answers ---------------------------------------------------------------------------
 
@@ -64,13 +34,6 @@ async def test_text_send_is_accepted_in_the_cloud_api_shape() -> None:
     assert message["message_status"] == "accepted"
     assert ledger["requests"] == 1 and ledger["accepted"] == 1
     assert ledger["campaigns"]["1"]["accepted"] == 1
-
-
-async def test_template_send_is_accepted_and_any_version_segment_works() -> None:
-    async with running() as sim:
-        reply = await sim.send(template("14155550101"), key="msg-2", version="v18.0")
-    assert reply.status == 200
-    assert reply.body["contacts"] == [{"input": "14155550101", "wa_id": "14155550101"}]
 
 
 async def test_wrong_or_missing_token_is_401_code_190() -> None:
@@ -183,16 +146,6 @@ async def test_a_transient_error_is_not_replayed_a_retry_is_a_new_attempt() -> N
     assert ledger["immediate_errors"] == {"131056": first_ok}
 
 
-def test_latency_is_lognormal_with_the_configured_mean_and_p99_about_3x() -> None:
-    config = SimulatorConfig(latency_mean_ms=50)
-    samples = sorted(decide(config, f"k{i}", 0).latency_s for i in range(4000))
-    mean = sum(samples) / len(samples)
-    assert 0.045 < mean < 0.055
-    assert 2.5 < samples[int(0.99 * len(samples))] / mean < 3.5
-    assert SimulatorConfig().latency_jitter == P99_3X_SIGMA
-    assert decide(SimulatorConfig(), "k", 0).latency_s == 0.0
-
-
 async def test_latency_does_not_serialise_requests() -> None:
     async with running(SimulatorConfig(latency_mean_ms=200, latency_jitter=0)) as sim:
         started = time.monotonic()
@@ -267,87 +220,147 @@ async def test_without_honouring_idempotency_a_resend_is_a_second_send() -> None
     assert ledger["campaigns"]["9"]["duplicate_sends"] == 2
 
 
-# --- ledger ----------------------------------------------------------------------------
+# --- the Simulator in process ----------------------------------------------------------
+
+AUTHORIZATION = f"Bearer {TOKEN}"
 
 
-async def test_ledger_per_campaign_counts_duplicate_sends() -> None:
-    async with running(SimulatorConfig(delivered_probability=1.0, read_probability=0.0)) as sim:
-        for i in range(5):
-            await sim.send(text(phone(i), callback=f"c4:m{i}"), key=f"msg-{i}")
-        # The same message under another key: a true duplicate send.
-        await sim.send(text(phone(0), callback="c4:m0"), key="resend-0")
-        # Another campaign with the same phone is no duplicate of campaign 4.
-        await sim.send(text(phone(0), callback="c5:m100"), key="msg-100")
+def raw(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
+
+
+async def send(simulator: Simulator, payload: dict[str, Any], key: str | None = None) -> Answer:
+    """`handle_send` as the HTTP route calls it, with the right token and number."""
+    return await simulator.handle_send(PHONE_NUMBER_ID, AUTHORIZATION, key, raw(payload))
+
+
+def sent(answer: Answer) -> SendRecord:
+    """The send an accepted answer stands for."""
+    assert answer.status == 200 and answer.record is not None, answer
+    return answer.record
+
+
+async def test_a_keyless_request_is_keyed_by_recipient_and_content_and_a_repeat_is_its_next_attempt() -> None:
+    simulator = Simulator(SimulatorConfig(seed=5))
+    first = await send(simulator, text(phone(1), body="Hi Ada"))
+    again = await send(simulator, text(phone(1), body="Hi Ada"))
+    other = await send(simulator, text(phone(1), body="Hi Bob"))
+    key = sent(first).key
+    assert key.startswith("body-") and sent(again).key == key and sent(other).key != key
+    assert sent(first).wamid == make_wamid(5, key, 0)
+    assert sent(again).wamid == make_wamid(5, key, 1)  # Meta: a repeated request is a second message
+    assert sent(other).wamid == make_wamid(5, sent(other).key, 0)
+
+
+async def test_an_idempotency_key_not_honoured_still_names_the_message_and_counts_its_attempts() -> None:
+    simulator = Simulator(SimulatorConfig(seed=5, honour_idempotency=False))
+    answers = [await send(simulator, text(phone(1)), key="msg-1") for _ in range(3)]
+    assert [sent(a).key for a in answers] == ["msg-1"] * 3
+    assert [sent(a).wamid for a in answers] == [make_wamid(5, "msg-1", n) for n in range(3)]
+    assert simulator.ledger.accepted == 3 and simulator.ledger.replays == 0
+
+
+async def test_checks_run_token_first_then_phone_number_id_then_body() -> None:
+    simulator = Simulator(SimulatorConfig())
+    bad_body = b"{not json"
+    no_token = await simulator.handle_send("999", None, None, bad_body)
+    no_number = await simulator.handle_send("999", AUTHORIZATION, None, bad_body)
+    no_body = await simulator.handle_send(PHONE_NUMBER_ID, AUTHORIZATION, None, bad_body)
+    assert [json.loads(a.body)["error"]["code"] for a in (no_token, no_number, no_body)] == [190, 100, 100]
+    assert json.loads(no_number.body)["error"]["error_subcode"] == 33
+    assert "error_subcode" not in json.loads(no_body.body)["error"]
+    assert dict(simulator.ledger.immediate_errors) == {"190": 1, "100": 2}
+
+
+async def test_every_error_answer_has_a_trace_id_of_its_own() -> None:
+    simulator = Simulator(SimulatorConfig(error_mix={"131026": 1.0}))
+    answers = [await send(simulator, text(phone(i))) for i in range(3)]
+    traces = [json.loads(a.body)["error"]["fbtrace_id"] for a in answers]
+    assert len(set(traces)) == 3 and all(t.startswith("A") for t in traces)
+
+
+async def test_a_permanent_error_is_replayed_for_its_key_byte_for_byte() -> None:
+    simulator = Simulator(SimulatorConfig(error_mix={"131026": 1.0}, honour_idempotency=True))
+    first = await send(simulator, text(phone(1), callback="c2:m1"), key="msg-1")
+    again = await send(simulator, text(phone(1), callback="c2:m1"), key="msg-1")
+    assert first.status == 400 and again.body == first.body
+    assert simulator.ledger.immediate_errors == {"131026": 1} and simulator.ledger.replays == 1
+    assert simulator.ledger.campaign(2).replays == 1
+
+
+async def test_a_lost_answer_is_flagged_and_a_replay_for_its_key_is_the_whole_answer() -> None:
+    simulator = Simulator(SimulatorConfig(lost_answer_probability=1.0, honour_idempotency=True))
+    lost = await send(simulator, text(phone(1), callback="c2:m1"), key="msg-1")
+    replay = await send(simulator, text(phone(1), callback="c2:m1"), key="msg-1")
+    assert lost.status == 200 and lost.lost
+    assert not replay.lost and replay.body == lost.body
+    assert json.loads(replay.body)["messages"][0]["id"] == sent(lost).wamid
+    assert simulator.ledger.accepted == 1 and simulator.ledger.answers_lost == 1 and simulator.ledger.replays == 1
+
+
+async def test_a_request_cancelled_while_it_waits_is_sent_all_the_same_and_its_key_replays_it() -> None:
+    simulator = Simulator(SimulatorConfig(latency_mean_ms=300, latency_jitter=0, honour_idempotency=True))
+    task = asyncio.create_task(send(simulator, text(phone(1), callback="c2:m1"), key="msg-1"))
+    await until(lambda: simulator.ledger.accepted == 1, what="the message accepted before its answer")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    retry = await send(simulator, text(phone(1), callback="c2:m1"), key="msg-1")
+    assert retry.status == 200
+    assert json.loads(retry.body)["messages"][0]["id"] == make_wamid(1, "msg-1", 0)
+    assert simulator.ledger.accepted == 1 and simulator.ledger.replays == 1
+
+
+async def test_a_waiter_cancelled_by_its_client_does_not_cancel_the_first_request() -> None:
+    simulator = Simulator(SimulatorConfig(latency_mean_ms=300, latency_jitter=0, honour_idempotency=True))
+    first = asyncio.create_task(send(simulator, text(phone(1)), key="msg-1"))
+    waiter = asyncio.create_task(send(simulator, text(phone(1)), key="msg-1"))
+    await until(lambda: simulator.ledger.requests == 2, what="both requests received")
+    waiter.cancel()
+    answer = await first
+    assert waiter.cancelled() and answer.status == 200
+    assert simulator.ledger.accepted == 1 and simulator.ledger.replays == 0
+
+
+async def test_reset_gives_the_rate_limit_its_burst_back() -> None:
+    simulator = Simulator(SimulatorConfig(rate_limit_per_second=0.01))
+    assert (await send(simulator, text(phone(1)))).status == 200
+    assert (await send(simulator, text(phone(2)))).status == 429
+    simulator.reset()
+    assert (await send(simulator, text(phone(3)))).status == 200
+    assert simulator.ledger.accepted == 1 and simulator.ledger.rate_limited == 0
+
+
+def test_the_throughput_tier_allows_one_second_of_burst_then_refuses_until_tokens_come_back() -> None:
+    tier = ThroughputTier(rate=10)
+    assert [tier.take() for _ in range(10)] == [True] * 10
+    assert tier.take() is False  # refused, not delayed: the caller gets 130429
+    tier.refill()
+    assert [tier.take() for _ in range(10)] == [True] * 10
+
+
+def test_the_throughput_tier_gives_tokens_back_at_its_rate_up_to_one_second_of_burst() -> None:
+    tier = ThroughputTier(rate=20)
+    assert sum(tier.take() for _ in range(21)) == 20
+    tier.stamp -= 0.1  # as if 100 ms had passed: two tokens at 20/s
+    assert [tier.take() for _ in range(3)] == [True, True, False]
+    tier.stamp -= 3600  # an idle hour refills one second's worth, no more
+    assert sum(tier.take() for _ in range(21)) == 20
+
+
+def test_a_rate_below_one_per_second_still_allows_one_send() -> None:
+    tier = ThroughputTier(rate=0.5)
+    assert tier.take() is True and tier.take() is False
+
+
+async def test_a_message_refused_for_its_request_counts_as_rejected_in_its_campaign() -> None:
+    """`final.rejected` is "refused at once, never accepted": a template Meta does not
+    know (132001) refuses its message as surely as a 131026 does."""
+    async with running(SimulatorConfig(error_mix={"131026": 1.0})) as sim:
+        undeliverable = await sim.send(text(phone(1), callback="c3:m1"), key="msg-1")
+        unknown_template = await sim.send(template(phone(2), name="bad_promo", callback="c3:m2"), key="msg-2")
         ledger = await sim.ledger()
-        async with sim.http.get(f"{sim.url}/_simulator/ledger/messages", params={"campaign": "4"}) as r:
-            listing = await r.json()
-        page = {"campaign": "4", "offset": "1", "limit": "2"}
-        async with sim.http.get(f"{sim.url}/_simulator/ledger/messages", params=page) as r:
-            paged = await r.json()
-    four = ledger["campaigns"]["4"]
-    assert four["accepted"] == 6
-    assert four["distinct_message_ids"] == 5 and four["distinct_phones"] == 5
-    assert four["duplicate_sends"] == 1
-    assert four["duplicate_message_ids"] == 1 and four["duplicate_phones"] == 1
-    assert four["final"] == {"sent": 0, "delivered": 5, "read": 0, "failed": 0, "rejected": 0}
-    assert ledger["campaigns"]["5"]["duplicate_sends"] == 0
-    assert listing["count"] == 6
-    assert [m["key"] for m in listing["messages"]] == ["msg-0", "msg-1", "msg-2", "msg-3", "msg-4", "resend-0"]
-    assert [m["key"] for m in paged["messages"]] == ["msg-1", "msg-2"] and paged["count"] == 6
-    first = listing["messages"][0]
-    assert first["message_id"] == 0 and first["to"] == phone(0) and first["wamid"].startswith("wamid.")
-    assert first["at"] > 1e9
-
-
-async def test_the_ledger_object_is_readable_in_process_and_reset_clears_it() -> None:
-    async with running() as sim:
-        first = await sim.send(text(phone(1), callback="c2:m1"), key="msg-1")
-        assert sim.simulator.ledger.accepted == 1
-        async with sim.http.post(f"{sim.url}/_simulator/reset") as r:
-            assert r.status == 200
-        ledger = await sim.ledger()
-        assert ledger["accepted"] == 0 and ledger["requests"] == 0 and ledger["campaigns"] == {}
-        # The key is forgotten too: the same message is sent again, not replayed.
-        again = await sim.send(text(phone(1), callback="c2:m1"), key="msg-1")
-        ledger = await sim.ledger()
-    assert again.body == first.body  # same seed and key, same wamid
-    assert ledger["accepted"] == 1 and ledger["replays"] == 0
-
-
-def test_config_from_env() -> None:
-    config = SimulatorConfig.from_env(
-        env={
-            "SIMULATOR_SEED": "42",
-            "SIMULATOR_LATENCY_MS": "50",
-            "SIMULATOR_RATE_LIMIT": "80",
-            "SIMULATOR_WEBHOOK_URL": "http://127.0.0.1:8000/webhooks/whatsapp",
-            "SIMULATOR_ERROR_MIX": "131026=0.02,131047=0.01",
-            "SIMULATOR_DELIVERED_DELAY_MS": "300-2000",
-            "SIMULATOR_HONOUR_IDEMPOTENCY": "false",
-            "OTHER_SEED": "9",
-        }
-    )
-    assert config.seed == 42 and config.latency_mean_ms == 50 and config.rate_limit_per_second == 80
-    assert config.webhook_url == "http://127.0.0.1:8000/webhooks/whatsapp"
-    assert dict(config.error_mix) == {"131026": 0.02, "131047": 0.01}
-    assert config.delivered_delay_ms == (300.0, 2000.0)
-    assert config.honour_idempotency is False
-    assert config.phone_number_id == PHONE_NUMBER_ID
-    assert SimulatorConfig.from_env(env={}) == SimulatorConfig()
-    with pytest.raises(ValueError, match="more than 1"):
-        SimulatorConfig(error_mix={"131026": 0.7, "131047": 0.6})
-
-
-async def test_the_app_works_mounted_under_a_prefix() -> None:
-    app = create_simulator_app(SimulatorConfig())
-    outer = Starlette(routes=[Mount("/simulator", app=app)])
-    simulator: Simulator = app.state.simulator
-    await simulator.start()  # a mounted app's lifespan does not run: its host starts it
-    try:
-        async with serve(outer) as url, aiohttp.ClientSession() as http:
-            sim = Sim(f"{url}/simulator", simulator, http)
-            reply = await sim.send(text(phone(1), callback="c1:m1"), key="msg-1")
-            ledger = await sim.ledger()
-    finally:
-        await simulator.stop()
-    assert reply.status == 200 and ledger["accepted"] == 1
+    assert (undeliverable.body["error"]["code"], unknown_template.body["error"]["code"]) == (131026, 132001)
+    three = ledger["campaigns"]["3"]
+    assert three["immediate_errors"] == {"131026": 1, "132001": 1}
+    assert three["final"]["rejected"] == 2
