@@ -39,6 +39,7 @@ from settings import Settings
 from web import dashboard as dashboard_package
 from web.auth import ApiKeyMiddleware
 from web.csv_routes import export_report, import_recipients
+from web.errors import http_exception_response
 from web.health import healthz, readyz
 from web.key_watch import KeyWatch
 from web.observability import ObservabilityMiddleware, configure_logging, metrics
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
     app = App(
         routes=routes,
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception_response},
         # CORS before the key check: a browser's preflight carries no key, and a refusal
         # (401, 403) needs the CORS headers for the page to read it
         middleware=[

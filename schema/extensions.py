@@ -22,6 +22,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from domain.errors import DomainError
 from runtime.request_ids import current_request_id
@@ -34,10 +35,12 @@ MAX_ALIASES = 30
 
 
 def is_expected(error: GraphQLError) -> bool:
-    """Syntax, validation, input coercion and domain errors are for the client; anything
-    else is a bug."""
+    """Syntax, validation, input coercion, an operation of a kind its transport does not
+    carry (a query over the legacy subscription protocol, a subscription POSTed) and
+    domain errors are for the client; anything else is a bug."""
     original = error.original_error
-    return original is None or isinstance(original, DomainError | GraphQLError)
+    client = DomainError | GraphQLError | InvalidOperationTypeError | CannotGetOperationTypeError
+    return original is None or isinstance(original, client)
 
 
 class MaskUnexpectedErrors(MaskErrors):

@@ -1,4 +1,7 @@
-"""Scalars of the contract: DateTime requires an offset; JSON is any JSON value."""
+"""Scalars of the contract: DateTime requires an offset; JSON is any JSON value.
+
+A refused value raises ValidationFailed, a client's error: graphql-core wraps what a
+scalar raises, and anything but a domain error would be masked as INTERNAL."""
 
 from __future__ import annotations
 
@@ -6,6 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
+
+from domain.errors import ValidationFailed
+
+
+class InvalidScalar(ValidationFailed, ValueError):
+    """A value the scalar refuses: the client's error (a ValueError, as graphql-core
+    expects of scalars, and a domain error, so it is not masked)."""
 
 
 def _serialize(value: datetime) -> str:
@@ -16,13 +26,13 @@ def _serialize(value: datetime) -> str:
 
 def _parse(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise ValueError("DateTime must be an ISO 8601 string with an offset.")
+        raise InvalidScalar("DateTime must be an ISO 8601 string with an offset.")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO 8601 date-time.") from None
+        raise InvalidScalar(f"{value!r} is not an ISO 8601 date-time.") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"{value!r} has no UTC offset; add one, e.g. 2030-01-01T09:00:00+00:00 or ...Z.")
+        raise InvalidScalar(f"{value!r} has no UTC offset; add one, e.g. 2030-01-01T09:00:00+00:00 or ...Z.")
     return parsed.astimezone(UTC)
 
 

@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
 from domain.errors import DomainError, ErrorCode
@@ -24,6 +26,8 @@ class HttpErrorCode(StrEnum):
     BAD_REQUEST = "BAD_REQUEST"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     UNAVAILABLE = "UNAVAILABLE"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    INTERNAL = "INTERNAL"
 
 
 #: the HTTP status of each domain refusal
@@ -59,3 +63,12 @@ def error_response(
 def domain_error_response(error: DomainError) -> Response:
     """A domain refusal as HTTP: its status from DOMAIN_STATUS, its message, code and field."""
     return error_response(DOMAIN_STATUS[error.code], error.message, error.code, error.field)
+
+
+async def http_exception_response(_request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the route does not take) in
+    the one shape, their headers (Allow) kept."""
+    assert isinstance(exc, HTTPException)
+    codes: dict[int, ErrorCode | HttpErrorCode] = {404: ErrorCode.NOT_FOUND, 405: HttpErrorCode.METHOD_NOT_ALLOWED}
+    code = codes.get(exc.status_code, HttpErrorCode.BAD_REQUEST)
+    return error_response(exc.status_code, exc.detail, code, headers=exc.headers)

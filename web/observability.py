@@ -19,6 +19,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.request_ids import REQUEST_ID, current_request_id, new_request_id
+from web.errors import HttpErrorCode, error_body
+
+log = logging.getLogger("campaigns.http")
 
 REQUESTS = Counter("campaigns_http_requests_total", "HTTP requests handled", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -50,22 +53,36 @@ class ObservabilityMiddleware:
         request_id = incoming[:64] if incoming.isprintable() and incoming else new_request_id()
         token = REQUEST_ID.set(request_id)
         route = _route_label(scope["path"])
-        started = time.perf_counter()
+        began = time.perf_counter()
         status = 500
+        started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
-                LATENCY.labels(route).observe(time.perf_counter() - started)
+                LATENCY.labels(route).observe(time.perf_counter() - began)
             await send(message)
 
         try:
             # A WebSocket's sends go straight through: they carry no status or headers,
             # and a broadcast makes tens of thousands of them a second.
             await self.app(scope, receive, send_wrapper if scope["type"] == "http" else send)
+        except Exception:
+            if scope["type"] != "http":
+                raise
+            # Answered and logged here, under the request id: Starlette's own 500 comes
+            # from outside this middleware, without the id, and uvicorn logs it after
+            # the id is reset, so a user's report would lead nowhere.
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if not started:
+                body = error_body(f"Unexpected error (request id {request_id}).", HttpErrorCode.INTERNAL)
+                await send_wrapper(
+                    {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json")]}
+                )
+                await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             if scope["type"] == "http":
                 REQUESTS.labels(scope["method"], route, str(status)).inc()
