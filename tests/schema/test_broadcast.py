@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from domain.events import ProgressEvent
 from domain.ids import expect_id
+from live.events import progress_event
 from runtime.keys import progress_channel
 from schema.broadcast import Broadcaster, Member, StreamTarget
 from settings import Settings
@@ -39,23 +40,12 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 
 def event(pk: int, sent: int, at: float | None = None) -> ProgressEvent:
-    return {
-        "type": "progress",
-        "campaign_id": pk,
-        "workspace_id": 0,
-        "status": "PROCESSING",
-        "version": 3,
-        "stats": {
-            "total": 100,
-            "pending": 100 - sent,
-            "sent": sent,
-            "delivered": 0,
-            "read": 0,
-            "failed": 0,
-            "cancelled": 0,
-        },
-        "at": time.time() if at is None else at,
-    }
+    """A progress event of a 100-recipient campaign, built as the service builds it."""
+    row = {"id": pk, "workspace_id": 0, "status": "PROCESSING", "version": 3, "total": 100, "pending": 100 - sent}
+    made = progress_event(row | {"sent": sent} | dict.fromkeys(("delivered", "read", "failed", "cancelled"), 0))
+    if at is not None:
+        made["at"] = at
+    return made
 
 
 async def publish(redis: Redis, e: ProgressEvent) -> None:

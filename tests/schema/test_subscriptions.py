@@ -19,12 +19,12 @@ import pytest_asyncio
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from domain.events import ProgressEvent
 from domain.ids import expect_id, to_global_id
 from runtime.keys import progress_channel
 from schema.broadcast import Broadcaster
 from settings import Settings
 from tests.conftest import Api
+from tests.schema.test_broadcast import event
 from tests.waiting import until
 from tests.wsclient import LEGACY_WS, TRANSPORT_WS, Session, connect
 
@@ -128,26 +128,6 @@ async def test_status_changes_reach_only_their_own_workspace(app: Starlette, api
         assert (await other.data())["campaignStatusChanges"]["campaignId"] == theirs
 
 
-def event(pk: int, at: float, sent: int) -> ProgressEvent:
-    return {
-        "type": "progress",
-        "campaign_id": pk,
-        "workspace_id": 0,
-        "status": "PROCESSING",
-        "version": 3,
-        "stats": {
-            "total": 100,
-            "pending": 100 - sent,
-            "sent": sent,
-            "delivered": 0,
-            "read": 0,
-            "failed": 0,
-            "cancelled": 0,
-        },
-        "at": at,
-    }
-
-
 @BOTH
 async def test_progress_is_the_campaigns_own_snapshot_then_each_update_with_its_send_rate(
     api: Api, redis: Redis, protocol: str
@@ -166,7 +146,7 @@ async def test_progress_is_the_campaigns_own_snapshot_then_each_update_with_its_
         recent(first["at"])
         # 10 processed (total - pending) in the 4 s since the first snapshot: 2.5 a second
         at = datetime.fromisoformat(first["at"]).timestamp() + 4.0
-        await redis.publish(progress_channel(pk), json.dumps(event(pk, at, sent=10)))
+        await redis.publish(progress_channel(pk), json.dumps(event(pk, 10, at=at)))
         update = (await s.data())["campaignProgress"]
     assert update == {
         "campaignId": to_global_id("Campaign", pk),
@@ -189,7 +169,7 @@ async def test_without_a_broadcaster_each_update_goes_through_the_operations_own
         first = (await s.data())["campaignProgress"]
         start = datetime.fromisoformat(first["at"]).timestamp()
         for n, sent in enumerate((3, 7), start=1):
-            await redis.publish(progress_channel(pk), json.dumps(event(pk, start + n, sent=sent)))
+            await redis.publish(progress_channel(pk), json.dumps(event(pk, sent, at=start + n)))
             assert (await s.data())["campaignProgress"]["stats"]["sent"] == sent
 
 
