@@ -14,6 +14,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 import models
+from domain.campaign_input import storable
 from domain.errors import DomainError, InvalidTransition, ValidationFailed
 from domain.ids import expect_id, to_global_id
 from domain.lease import StopConfirmation
@@ -275,6 +276,9 @@ class Mutation:
                 campaign=None,
                 user_errors=UserError.all(_too_long("reason", 1000)),
             )
+        if reason is not None and not storable(reason):
+            invalid = ValidationFailed("reason contains an invalid character (a lone UTF-16 surrogate).", ("reason",))
+            return CampaignPayload(campaign=None, user_errors=UserError.all(invalid))
         return await _campaign_op(info, id, _transition(info, Action.CANCEL, reason=reason))
 
     @strawberry.mutation(description="COMPLETED → QUEUED; failed messages go back to PENDING")

@@ -14,7 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from domain import lifecycle
-from domain.campaign_input import MAX_NAME, validate_fields
+from domain.campaign_input import MAX_NAME, storable, validate_fields
 from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from domain.ids import to_global_id
 from domain.lifecycle import Action, CampaignStatus
@@ -109,6 +109,8 @@ async def duplicate_campaign(principal: Principal, pk: int, name: str | None) ->
         name = name.strip()
         if not name or len(name) > MAX_NAME:
             raise ValidationFailed(f"name is 1 to {MAX_NAME} characters.", ("name",))
+        if not storable(name):
+            raise ValidationFailed("name contains an invalid character (a lone UTF-16 surrogate).", ("name",))
     else:
         name = f"{source.name[: MAX_NAME - 7]} (copy)"
     async with db.in_transaction() as conn:

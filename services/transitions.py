@@ -23,7 +23,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from domain import lifecycle
-from domain.errors import Conflict
+from domain.errors import Conflict, ValidationFailed
 from domain.lease import StopConfirmation
 from domain.lifecycle import Action, CampaignStatus, LaunchFacts, Transition
 from domain.messages import PERMANENT_RECIPIENT_ERRORS
@@ -147,6 +147,10 @@ class _Contended(Exception):
     """The campaign changed under every attempt."""
 
 
+class _Stale(Exception):
+    """A plan read facts the campaign no longer has: decide again from a new read."""
+
+
 async def _apply(
     read: Callable[[], Awaitable[Campaign | None]],
     plan: Plan,
@@ -161,7 +165,10 @@ async def _apply(
         campaign = await read()
         if campaign is None:
             return None
-        planned = await plan(campaign)
+        try:
+            planned = await plan(campaign)
+        except _Stale:
+            continue
         if planned is None:
             return None
         t, fields = planned
@@ -189,7 +196,15 @@ async def apply_action(
     async def plan(campaign: Campaign) -> tuple[Transition, dict[str, Any]]:
         t = lifecycle.transition(campaign.status, action)
         now = now_utc()
-        await _check_guards(campaign, t, scheduled_at, now)
+        try:
+            await _check_guards(campaign, t, scheduled_at, now)
+        except ValidationFailed:
+            # The guard read rows after the campaign was read: a change committed in
+            # between (another RETRY_FAILED that took the failed messages) is refused
+            # from the status it made, as any lost race is, not by a stale guard.
+            if not await Campaign.filter(id=campaign.id, version=campaign.version).exists():
+                raise _Stale from None
+            raise
         return t, _status_fields(t, now, reason, scheduled_at)
 
     try:
