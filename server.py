@@ -42,6 +42,7 @@ from web.csv_routes import export_report, import_recipients
 from web.errors import http_exception_response
 from web.health import healthz, readyz
 from web.key_watch import KeyWatch
+from web.limits import BodyLimit
 from web.observability import ObservabilityMiddleware, configure_logging, metrics
 from web.webhooks import PATH as WEBHOOK_PATH
 from web.webhooks import WebhookFastPath, whatsapp_webhook_verify
@@ -218,6 +219,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
                 expose_headers=["X-Request-ID"],
                 max_age=CORS_MAX_AGE_S,
             ),
+            Middleware(BodyLimit, limit=settings.max_graphql_body_bytes),
             Middleware(ApiKeyMiddleware),
         ],
     )
