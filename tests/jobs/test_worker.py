@@ -183,6 +183,9 @@ async def running_worker(fast: Settings, provider: ScriptedProvider, **overrides
         if not task.done():
             worker.handle_sig(signal.SIGUSR1)  # arq's hard stop: cancel the jobs and the loop
         await asyncio.gather(task, return_exceptions=True)
+        # a job the hard stop cancelled while arq was still writing its result must not
+        # fail close(), which gathers the job tasks without return_exceptions
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
         await worker.close()
         if worker._handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
