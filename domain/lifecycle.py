@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from domain.campaign_input import MAX_BODY
 from domain.errors import InvalidTransition, ValidationFailed
 
 
@@ -154,6 +155,8 @@ class LaunchFacts:
     #: phones of (some) recipients lacking a variable the body uses, and those names
     missing_variables: tuple[tuple[str, tuple[str, ...]], ...] = ()
     missing_count: int = 0
+    #: the recipient whose rendered message is the longest, and its length
+    longest: tuple[str, int] | None = None
     scheduled_at: datetime | None = None
     now: datetime | None = None
 
@@ -178,6 +181,13 @@ def check_launch(action: Action, facts: LaunchFacts) -> None:
         raise ValidationFailed(
             f"{facts.missing_count} recipient(s) lack variables the body uses; "
             f"for example {phone} has no {', '.join(names)}.",
+            ("id",),
+        )
+    if facts.longest is not None and facts.longest[1] > MAX_BODY:
+        phone, length = facts.longest
+        raise ValidationFailed(
+            f"The message to {phone} would be {length:,} characters; WhatsApp takes at most {MAX_BODY:,}. "
+            "Shorten the body or that recipient's variables.",
             ("id",),
         )
 

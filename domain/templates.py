@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
@@ -22,3 +23,9 @@ def missing_variables(names: tuple[str, ...], variables: Mapping[str, object]) -
 def render(body: str, variables: Mapping[str, object]) -> str:
     """Fill `body`; callers check `missing_variables` first (the DRAFT exit guard does)."""
     return PLACEHOLDER.sub(lambda m: str(variables.get(m.group(1), "")), body)
+
+
+def length_parts(body: str) -> tuple[int, dict[str, int]]:
+    """A rendered body is `fixed + sum(count[name] * len(value))` characters long: the
+    body's length without its placeholders, and how often each name appears."""
+    return len(PLACEHOLDER.sub("", body)), dict(Counter(PLACEHOLDER.findall(body)))

@@ -20,10 +20,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from domain import lifecycle
+from domain.campaign_input import MAX_BODY
 from domain.errors import LimitExceeded
 from domain.lifecycle import Action
 from domain.recipients import MAX_RECIPIENTS_PER_CALL, InvalidRecipient, recipient
-from domain.templates import missing_variables, placeholders
+from domain.templates import length_parts, missing_variables, placeholders
 from models import Campaign
 from services import counters, db
 from services.auth import Principal
@@ -242,24 +243,44 @@ class LaunchReadiness:
     recipients: int
     missing_count: int
     missing_variables: tuple[tuple[str, tuple[str, ...]], ...]
+    #: the recipient whose free-text message renders longest, and its length
+    longest: tuple[str, int] | None = None
 
 
 async def launch_facts(campaign: Campaign) -> LaunchReadiness:
-    """Recipients, and those lacking a variable the body uses (null or empty counts)."""
+    """Recipients; those lacking a variable the body uses (null or empty counts); and,
+    for a free-text body, the longest message it renders to. One scan of the
+    campaign's messages; a second query only to name a recipient at fault."""
     names = placeholders(campaign.body)
     if not names or not campaign.total:
         return LaunchReadiness(campaign.total, 0, ())
     conn = db.client()
+    fixed, counts = length_parts(campaign.body)
     if db.is_postgres(conn):
-        lacks = " OR ".join("COALESCE(variables->>?, '') = ''" for _ in names)
-        args: list[Any] = list(names)
+        value, args = "variables->>?", list(names)
     else:
-        lacks = " OR ".join("COALESCE(json_extract(variables, ?), '') = ''" for _ in names)
-        args = [f'$."{n}"' for n in names]
+        value, args = "json_extract(variables, ?)", [f'$."{n}"' for n in names]
+    lacks = " OR ".join(f"COALESCE({value}, '') = ''" for _ in names)
+    length = " + ".join(f"{counts[n]} * COALESCE(length({value}), 0)" for n in names)
+    free_text = campaign.template_name is None  # a template's parameters have Meta's own limits
+    found = await db.fetch(
+        conn,
+        f"SELECT SUM(CASE WHEN {lacks} THEN 1 ELSE 0 END) AS missing, MAX({fixed} + {length}) AS longest "
+        "FROM message WHERE campaign_id = ?",
+        [*args, *args, campaign.id],
+    )
+    missing, longest = int(found[0]["missing"] or 0), int(found[0]["longest"] or 0)
+    at_fault: tuple[str, int] | None = None
+    if free_text and longest > MAX_BODY:
+        longest_rows = await db.fetch(
+            conn,
+            f"SELECT phone FROM message WHERE campaign_id = ? AND {fixed} + {length} = ? ORDER BY id LIMIT 1",
+            [campaign.id, *args, longest],
+        )
+        at_fault = (longest_rows[0]["phone"], longest)
+    if not missing:
+        return LaunchReadiness(campaign.total, 0, (), at_fault)
     where = f"campaign_id = ? AND ({lacks})"
-    count = int(await db.fetch_val(conn, f"SELECT COUNT(*) AS n FROM message WHERE {where}", [campaign.id, *args]) or 0)
-    if not count:
-        return LaunchReadiness(campaign.total, 0, ())
     sample = await db.fetch(
         conn, f"SELECT phone, variables FROM message WHERE {where} ORDER BY id LIMIT 1", [campaign.id, *args]
     )
@@ -267,4 +288,4 @@ async def launch_facts(campaign: Campaign) -> LaunchReadiness:
     variables = row["variables"]
     if isinstance(variables, str):
         variables = json.loads(variables)
-    return LaunchReadiness(campaign.total, count, ((row["phone"], missing_variables(names, variables)),))
+    return LaunchReadiness(campaign.total, missing, ((row["phone"], missing_variables(names, variables)),), at_fault)

@@ -224,6 +224,7 @@ async def _check_guards(campaign: Campaign, t: Transition, scheduled_at: datetim
                 recipients=facts.recipients,
                 missing_variables=facts.missing_variables,
                 missing_count=facts.missing_count,
+                longest=facts.longest,
                 scheduled_at=scheduled_at,
                 now=now,
             ),

@@ -77,3 +77,14 @@ def test_system_transitions(status: CampaignStatus, action: Action, target: Camp
 def test_terminal_statuses_only_duplicate_or_retry() -> None:
     for status in lifecycle.TERMINAL:
         assert not [a for (s, a), t in lifecycle.TABLE.items() if s is status and t not in (status, S.QUEUED)]
+
+
+def test_launch_is_refused_for_a_message_longer_than_whatsapp_takes_naming_the_recipient() -> None:
+    from domain.campaign_input import MAX_BODY
+    from domain.errors import ValidationFailed
+    from domain.lifecycle import LaunchFacts, check_launch
+
+    check_launch(Action.SEND_NOW, LaunchFacts(recipients=1, longest=("+14155550100", MAX_BODY)))
+    with pytest.raises(ValidationFailed) as refused:
+        check_launch(Action.SEND_NOW, LaunchFacts(recipients=1, longest=("+14155550100", MAX_BODY + 1)))
+    assert "+14155550100 would be 4,097 characters" in refused.value.message

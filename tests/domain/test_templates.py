@@ -43,3 +43,13 @@ def test_render_does_not_expand_placeholders_inside_values() -> None:
 
 def test_render_leaves_a_gap_for_an_absent_variable() -> None:
     assert render("Hi {{name}}!", {}) == "Hi !"
+
+
+def test_length_parts_give_the_rendered_length_of_any_values() -> None:
+    from domain.templates import length_parts
+
+    body = "Hi {{name}}, {{ name }} owes {{amount}}."
+    fixed, counts = length_parts(body)
+    assert counts == {"name": 2, "amount": 1}
+    values = {"name": "Zoë", "amount": "12.50"}
+    assert len(render(body, values)) == fixed + sum(n * len(values[k]) for k, n in counts.items())

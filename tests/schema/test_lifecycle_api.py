@@ -141,3 +141,30 @@ async def test_retry_failed_with_nothing_retryable_is_refused(api: Api) -> None:
     payload = await mutate(api, "retryFailedMessages(id: $id)", id=campaign["id"])
     assert [e["code"] for e in payload["userErrors"]] == ["VALIDATION"]
     assert (await Campaign.get(id=pk)).status is S.COMPLETED
+
+
+SEND_NOW = "mutation($id: ID!) { sendCampaignNow(id: $id) { campaign { status } userErrors { field message code } } }"
+
+
+async def test_a_message_that_would_render_past_whatsapps_4096_characters_is_refused_naming_its_recipient(
+    api: Api,
+) -> None:
+    """The body is at most 4,096 characters, but its variables make each message longer:
+    launching checks the longest one (here 9 + 2 x 2,100) and names that recipient."""
+    campaign = await api.create_campaign(body="Hi {{name}} and {{ name }}!")
+    long_name, short = "n" * 2100, "Ann"
+    report = await api.add(campaign["id"], (phone(1), {"name": short}), (phone(2), {"name": long_name}))
+    assert report["added"] == 2
+    refused = (await api.gql(SEND_NOW, id=campaign["id"]))["sendCampaignNow"]
+    [error] = refused["userErrors"]
+    assert (error["code"], error["field"]) == ("VALIDATION", ["id"])
+    assert error["message"].startswith(f"The message to {phone(2)} would be 4,209 characters;"), error
+    assert (await Campaign.get(id=expect_id(campaign["id"], "Campaign"))).status is CampaignStatus.DRAFT
+    await api.gql(
+        "mutation($id: ID!, $p: String!) { removeRecipients(input: {campaignId: $id, phones: [$p]})"
+        " { userErrors { code } } }",
+        id=campaign["id"],
+        p=phone(2),
+    )
+    sent = (await api.gql(SEND_NOW, id=campaign["id"]))["sendCampaignNow"]
+    assert sent["userErrors"] == [] and sent["campaign"]["status"] == "QUEUED"
