@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         graphql_ide="graphiql",
         allowed_origins=settings.allowed_origins,
         connection_init_wait_timeout=INIT_TIMEOUT,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
 
     @asynccontextmanager

@@ -9,6 +9,7 @@
 | LOG_LEVEL | INFO | Python log level of the JSON logs |
 | MAX_IMPORT_BYTES | 268435456 | largest CSV upload accepted (bytes) |
 | MAX_GRAPHQL_BODY_BYTES | 4194304 | largest /graphql request body (bytes); larger is 413 |
+| MAX_SUBSCRIPTIONS_PER_CONNECTION | 100 | operations one WebSocket may run at once; more get an error |
 | WHATSAPP_API_BASE | https://graph.facebook.com | base URL of the Cloud API, without the version |
 | WHATSAPP_ACCESS_TOKEN | dev-token | Bearer token for the Cloud API (`serve`/`worker` refuse the dev value) |
 | WHATSAPP_PHONE_NUMBER_ID | 100000000000001 | sender phone number id |
@@ -84,6 +85,7 @@ class Settings:
     log_level: str = "INFO"
     max_import_bytes: int = 256 * 1024 * 1024
     max_graphql_body_bytes: int = 4 * 1024 * 1024  # addRecipients' 10,000 recipients fit
+    max_subscriptions_per_connection: int = 100
     whatsapp_api_base: str | None = None
     whatsapp_access_token: str = "dev-token"
     whatsapp_phone_number_id: str = "100000000000001"

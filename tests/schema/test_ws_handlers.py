@@ -31,6 +31,7 @@ from schema.broadcast import Broadcaster
 from schema.ws_handlers import TransportWSHandler
 from settings import Settings
 from tests.conftest import Api
+from tests.schema.states import future
 from tests.waiting import until
 from tests.wsclient import LEGACY_WS, TRANSPORT_WS, Session, connect
 
@@ -238,3 +239,25 @@ async def test_a_query_over_the_legacy_protocol_is_not_logged_as_a_bug(
         answer = await s.next()
     assert "INTERNAL" not in json.dumps(answer), answer
     assert [r.getMessage() for r in caplog.records if r.name == "campaigns.graphql"] == []
+
+
+async def test_one_operation_past_the_per_connection_cap_is_refused_and_the_others_go_on(
+    api: Api, settings: Settings
+) -> None:
+    """MAX_SUBSCRIPTIONS_PER_CONNECTION (100 by default) bounds what one socket holds."""
+    cap = settings.max_subscriptions_per_connection
+    async with session(api, TRANSPORT_WS) as s:
+        for _ in range(cap):
+            await s.subscribe(CHANGES)
+        await s.subscribe(CHANGES)
+        refused = await s.next()
+        assert refused["type"] == "error" and refused["payload"][0]["message"] == "Subscription limit reached"
+        campaign = await api.ready_campaign(1)
+        schedule = (
+            "mutation($id: ID!, $at: DateTime!) { scheduleCampaign(id: $id, scheduledAt: $at) { userErrors { code } } }"
+        )
+        done = await api.gql(schedule, id=campaign["id"], at=future())
+        assert done["scheduleCampaign"]["userErrors"] == []
+        # a status change: every one of the first `cap` still gets it
+        seen = {(await s.next())["id"] for _ in range(cap)}
+        assert len(seen) == cap and refused["id"] not in seen
