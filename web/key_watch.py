@@ -26,7 +26,6 @@ class KeyWatch:
         self.every = every
         self._sockets: dict[str, weakref.WeakSet[WebSocket]] = {}
         self._task: asyncio.Task[None] | None = None
-        self.closed = 0  # sockets closed for a revoked key (tests, metrics)
 
     def add(self, digest: str, websocket: WebSocket) -> None:
         self._sockets.setdefault(digest, weakref.WeakSet()).add(websocket)
@@ -67,7 +66,6 @@ class KeyWatch:
             for ws in live:
                 with suppress(Exception):  # it may be closing on its own meanwhile
                     await ws.close(REVOKED_CLOSE_CODE, "The API key was revoked.")
-                    self.closed += 1
 
 
 def _open(ws: WebSocket) -> bool:

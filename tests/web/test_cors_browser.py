@@ -31,7 +31,7 @@ from playwright.async_api import async_playwright  # noqa: E402
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 #: what the page does with the API: every answer, or "blocked" where the browser refused
-SPA = """async ({api, key, csv, phone}) => {
+SPA = """async ({api, key, csv}) => {
   const blocked = (e) => "blocked: " + e;
   const post = (body) => fetch(api + "/graphql", {method: "POST", body: JSON.stringify(body),
       headers: {"Authorization": "Bearer " + key, "Content-Type": "application/json"}}).then(r => r.json());
@@ -84,7 +84,7 @@ async def _run(page_url: str, api_url: str, key: str) -> dict[str, Any]:
             page = await browser.new_page()
             await page.goto(page_url)
             csv = f"phone,name\n{phone(70)},Ann\n{phone(71)},Bo\n"
-            result: dict[str, Any] = await page.evaluate(SPA, {"api": api_url, "key": key, "csv": csv, "phone": ""})
+            result: dict[str, Any] = await page.evaluate(SPA, {"api": api_url, "key": key, "csv": csv})
             return result
         finally:
             await browser.close()
