@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from domain.lifecycle import Action
 from live.pubsub import listen
+from runtime.background import Background
 from runtime.keys import CONTROL_PATTERN, control_ack_key, control_channel
 
 log = logging.getLogger("campaigns.control")
@@ -80,8 +81,10 @@ class ControlListener:
         self.redis = redis
         self.handlers: dict[int, tuple[StopHandler, Callable[[], ControlAck | None]]] = {}
         self._acks: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._subscription = Background(
+            "control-listener", lambda: listen(self.redis, [CONTROL_PATTERN], self._dispatch, self._ready, log), log
+        )
 
     def register(self, campaign_id: int, stop: StopHandler, holder: Callable[[], ControlAck | None]) -> None:
         """`holder()` names the lease this process holds on the campaign (None while it
@@ -94,17 +97,18 @@ class ControlListener:
     async def start(self, ready_within: float = 10) -> None:
         """Listen; wait (bounded) for the first subscription, but never fail for Redis:
         the subscription is rebuilt after every outage."""
-        self._task = asyncio.create_task(listen(self.redis, [CONTROL_PATTERN], self._dispatch, self._ready, log))
+        self._subscription.start()
         try:
             await asyncio.wait_for(self._ready.wait(), ready_within)
         except TimeoutError:
             log.warning("control channel not subscribed yet (Redis unreachable?); stops arrive by renewal")
 
     async def close(self) -> None:
-        tasks = [t for t in (self._task, *self._acks) if t is not None]
-        for task in tasks:
+        await self._subscription.stop()  # first: no new ack starts once it has ended
+        acks = list(self._acks)
+        for task in acks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*acks, return_exceptions=True)
 
     async def _dispatch(self, channel: str, data: bytes | str) -> None:
         try:

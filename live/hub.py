@@ -30,6 +30,7 @@ from live.events import status_event
 from live.pubsub import listen
 from live.snapshots import load_progress
 from models import CampaignEvent
+from runtime.background import Background
 from runtime.keys import PROGRESS_PATTERN, STATUS_PATTERN
 
 log = logging.getLogger("campaigns.live")
@@ -96,7 +97,7 @@ class LiveHub:
         self._workspaces: dict[int, set[ChangeSlot]] = {}
         self._latest: dict[int, float] = {}  # campaign -> `at` of the newest event seen
         self._history: dict[int, deque[tuple[float, int]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._subscription = Background("live-hub", self._run, log)
         self.connected = asyncio.Event()
 
     # ------------------------------------------------------------- subscribers
@@ -163,16 +164,14 @@ class LiveHub:
     # ----------------------------------------------------------- subscription
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self._subscription.start()
         try:
             await asyncio.wait_for(self.connected.wait(), 5)
         except TimeoutError:
             log.warning("live updates: Redis not reachable yet; retrying in the background")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._subscription.stop()
 
     async def _run(self) -> None:
         await listen(

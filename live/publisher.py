@@ -18,6 +18,7 @@ from domain.lifecycle import Transition
 from live.events import progress_event, status_event
 from live.snapshots import load_progress
 from models import Campaign
+from runtime.background import Background
 from runtime.keys import progress_channel, workspace_channel
 
 log = logging.getLogger("campaigns.progress")
@@ -29,7 +30,7 @@ class ProgressPublisher:
         self.interval = interval
         self._dirty: set[int] = set()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("progress-publisher", self._loop, log)
         self._failing = False
 
     def touched(self, campaign_ids: Iterable[int]) -> None:
@@ -54,13 +55,10 @@ class ProgressPublisher:
             log.exception("publishing the status change of campaign %s failed", campaign.id)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
+        self._background.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()
         try:
             await self.flush()  # the last numbers, so watchers end on the truth
         except Exception as exc:

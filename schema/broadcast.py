@@ -38,6 +38,7 @@ from graphql.execution import execute_subscription_event
 
 from live.eager import start_eagerly
 from live.hub import LiveHub, ProgressUpdate, Slot
+from runtime.background import Background
 
 log = logging.getLogger("campaigns.broadcast")
 
@@ -143,7 +144,8 @@ class Group:
         # Watch synchronously, before any member reads its first snapshot: no event
         # dispatched after that read can be missed.
         slot = self._exit.enter_context(hub.watch_campaign(campaign_id))
-        self._task = asyncio.create_task(self._run(slot))
+        self._writer = Background(f"broadcast-{campaign_id}", lambda: self._run(slot), log)
+        self._writer.start()
 
     async def _run(self, slot: Slot[ProgressUpdate]) -> None:
         while True:
@@ -154,7 +156,9 @@ class Group:
                 member.offer(at, payload)
 
     def close(self) -> None:
-        self._task.cancel()
+        # Called by the last member's synchronous leave(): the task ends at its next
+        # await (it only waits on the slot), nobody needs to wait for it.
+        self._writer.cancel()
         self._exit.close()
 
 

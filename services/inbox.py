@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from providers.whatsapp import parse_status_webhook
+from runtime.background import Background
 from services import db
 from services.receipts import ReceiptReport, apply_receipts
 
@@ -62,17 +63,14 @@ class InboxWriter:
         self.overlap = overlap
         self._waiting: list[tuple[str, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("inbox-writer", self._run, log)
         self._commits: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="inbox-writer")
+        self._background.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()  # its commits in flight have finished by then
         for _, future in self._waiting:
             if not future.done():
                 future.set_exception(ConnectionError("the inbox writer stopped"))
@@ -80,7 +78,7 @@ class InboxWriter:
 
     async def put(self, body: str) -> None:
         """Durable once this returns; raises if the commit failed (answer 5xx: Meta retries)."""
-        if self._task is None or self._task.done():
+        if not self._background.running:
             raise ConnectionError("the inbox writer is not running")
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((body, future))
@@ -139,7 +137,7 @@ class InboxApplier:
         self.touched = touched
         self.batch = batch
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("inbox-applier", self._run, log)
         #: receipts applied since start (metrics, tests)
         self.applied = 0
 
@@ -147,13 +145,10 @@ class InboxApplier:
         self._wake.set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="inbox-applier")
+        self._background.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()
 
     async def _run(self) -> None:
         failing = False

@@ -11,6 +11,7 @@ from contextlib import suppress
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from runtime.background import Background
 from services.auth import WATCH_EVERY_S, principal_of
 
 log = logging.getLogger("campaigns.keys")
@@ -25,19 +26,16 @@ class KeyWatch:
     def __init__(self, every: float = WATCH_EVERY_S) -> None:
         self.every = every
         self._sockets: dict[str, weakref.WeakSet[WebSocket]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("key-watch", self._run, log)
 
     def add(self, digest: str, websocket: WebSocket) -> None:
         self._sockets.setdefault(digest, weakref.WeakSet()).add(websocket)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="key-watch")
+        self._background.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()
 
     async def _run(self) -> None:
         while True:
