@@ -366,16 +366,3 @@ class SendingStore(Protocol):
     async def remaining(self, campaign_id: int) -> Remaining: ...
 
     async def transition(self, campaign_id: int, action: Action, actor: str, reason: str | None) -> bool: ...
-
-
-# ------------------------------------------------------------------ the failure guard
-
-
-def guard_rate(baseline: Counts, now: Counts, sample_size: int) -> float | None:
-    """The failure rate of what was resolved since `baseline` (the run's start), receipts
-    included; None until at least `sample_size` messages were resolved."""
-    failed = now.failed - baseline.failed
-    resolved = (now.sent - baseline.sent) + failed
-    if resolved <= 0 or resolved < sample_size:
-        return None
-    return failed / resolved

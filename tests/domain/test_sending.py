@@ -1,21 +1,18 @@
 """domain/sending.py and domain/lease.py: what answers mean, the backoff, callback data,
-the failure guard's rate, and the lease proof. Pure: no I/O."""
+and the lease proof (the failure guard: test_guard.py). Pure: no I/O."""
 
 from __future__ import annotations
 
 import pytest
 
 from domain.lease import MAX_PROOF_S, LeaseProof, LeaseTimes
-from domain.lifecycle import CampaignStatus
 from domain.sending import (
     CallbackRef,
-    Counts,
     Outcome,
     RetryPolicy,
     SendResult,
     callback_data,
     classify,
-    guard_rate,
     parse_callback_data,
 )
 
@@ -56,15 +53,6 @@ def test_callback_data_carries_the_send_round_and_reads_the_older_format() -> No
     assert parse_callback_data("c7:m42") == CallbackRef(7, 42, None)  # written before rounds
     for foreign in (None, "", "order-17", "c7:mX", "c1:m99999999999999999999:r0", "c0:m1"):
         assert parse_callback_data(foreign) is None
-
-
-def test_the_guard_rate_counts_what_was_resolved_since_the_run_began() -> None:
-    start = Counts(CampaignStatus.PROCESSING, sent=100, failed=50)  # an earlier run's
-    assert guard_rate(start, Counts(CampaignStatus.PROCESSING, 150, 54), sample_size=100) is None  # 54 resolved
-    rate = guard_rate(start, Counts(CampaignStatus.PROCESSING, 190, 60), sample_size=100)
-    assert rate == pytest.approx(10 / 100)
-    # a receipt moving a sent message to failed moves the rate, not the sample
-    assert guard_rate(start, Counts(CampaignStatus.PROCESSING, 189, 61), sample_size=100) == pytest.approx(0.11)
 
 
 def test_lease_times_trust_a_renewal_for_far_less_than_a_takeover_needs() -> None:
