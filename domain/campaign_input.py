@@ -1,4 +1,5 @@
-"""Validation of a campaign's editable settings; errors name the input field."""
+"""Validation of a campaign's editable settings and of the reason given for a status
+change; errors name the input field."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from domain.errors import DomainError, ValidationFailed, collect
 MAX_NAME = 200
 MAX_BODY = 4096  # WhatsApp's text message limit
 MAX_SEND_RATE = 10_000
+MAX_REASON = 1000  # cancelCampaign's reason, shown in the history and to watchers
 _TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
 
@@ -85,6 +87,19 @@ def validate_fields(given: dict[str, Any], *, creating: bool, prefix: str = "inp
         fail("templateLanguage", "templateLanguage is required with templateName.")
     collect(errors)
     return CampaignFields(out)
+
+
+def validate_reason(reason: str | None) -> str | None:
+    """Check a status change's free-text reason (cancelCampaign's optional `reason`): at
+    most MAX_REASON characters, storable. Returns it unchanged; raises ValidationFailed
+    naming the field `reason`."""
+    if reason is None:
+        return None
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed(f"reason is at most {MAX_REASON} characters.", ("reason",))
+    if not storable(reason):
+        raise ValidationFailed("reason contains an invalid character (a lone UTF-16 surrogate).", ("reason",))
+    return reason
 
 
 def storable(text: str) -> bool:

@@ -14,8 +14,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 import models
-from domain.campaign_input import storable
-from domain.errors import DomainError, InvalidTransition, ValidationFailed
+from domain.campaign_input import validate_reason
+from domain.errors import DomainError, InvalidTransition
 from domain.ids import expect_id, to_global_id
 from domain.lease import StopConfirmation
 from domain.lifecycle import Action
@@ -271,14 +271,10 @@ class Mutation:
 
     @strawberry.mutation(description="any non-terminal → CANCELLED")
     async def cancel_campaign(self, info: Info, id: strawberry.ID, reason: str | None = None) -> CampaignPayload:
-        if reason is not None and len(reason) > 1000:
-            return CampaignPayload(
-                campaign=None,
-                user_errors=UserError.all(_too_long("reason", 1000)),
-            )
-        if reason is not None and not storable(reason):
-            invalid = ValidationFailed("reason contains an invalid character (a lone UTF-16 surrogate).", ("reason",))
-            return CampaignPayload(campaign=None, user_errors=UserError.all(invalid))
+        try:
+            validate_reason(reason)
+        except DomainError as error:
+            return CampaignPayload(campaign=None, user_errors=UserError.all(error))
         return await _campaign_op(info, id, _transition(info, Action.CANCEL, reason=reason))
 
     @strawberry.mutation(description="COMPLETED → QUEUED; failed messages go back to PENDING")
@@ -308,7 +304,3 @@ class Mutation:
         except DomainError as error:
             return TestMessagePayload(message=None, user_errors=UserError.all(error, {"id": ["id"]}))
         return TestMessagePayload(message=Message.of(sent), user_errors=[])
-
-
-def _too_long(field: str, limit: int) -> DomainError:
-    return ValidationFailed(f"{field} is at most {limit} characters.", (field,))

@@ -1,6 +1,6 @@
 """domain/campaign_input.py: validate_fields maps the contract's camelCase fields to model
 attributes, keeps meaningful nulls, checks each field's range and names the field at
-fault. Pure: no I/O."""
+fault; validate_reason checks cancelCampaign's reason. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from domain.campaign_input import FIELDS, MAX_NAME, MAX_SEND_RATE, validate_fields
+from domain.campaign_input import FIELDS, MAX_NAME, MAX_REASON, MAX_SEND_RATE, validate_fields, validate_reason
 from domain.errors import ErrorCode, InvalidInput, ValidationFailed
 
 
@@ -141,3 +141,20 @@ def test_a_lone_surrogate_in_a_name_or_body_is_refused_before_the_database_sees_
         validate_fields({"name": "Sale \ud800", "body": "Hi \udfff"}, creating=True)
     assert [e.field for e in refused_all.value.errors] == [("input", "name"), ("input", "body")]
     assert "lone UTF-16 surrogate" in refused_all.value.errors[0].message
+
+
+@pytest.mark.parametrize("reason", [None, "", "wrong audience", "x" * MAX_REASON, "Größe 🎉"])
+def test_a_reason_up_to_the_limit_comes_back_unchanged(reason: str | None) -> None:
+    assert validate_reason(reason) == reason
+
+
+@pytest.mark.parametrize(
+    ("reason", "says"),
+    [("x" * (MAX_REASON + 1), f"at most {MAX_REASON} characters"), ("typo \ud800", "lone UTF-16 surrogate")],
+)
+def test_a_reason_too_long_or_not_storable_is_refused_naming_the_field(reason: str, says: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        validate_reason(reason)
+    assert caught.value.code is ErrorCode.VALIDATION
+    assert caught.value.field == ("reason",)
+    assert says in caught.value.message
