@@ -215,6 +215,9 @@ def cmd_dev(args: argparse.Namespace) -> None:
     from runtime.embedded_redis import EmbeddedRedis
 
     settings = Settings.from_env()
+    if "WEBHOOK_ALLOW_PRIVATE_URLS" not in os.environ:
+        # development receivers run on this machine (a local tunnel, `nc -l`, a test app)
+        settings = dataclasses.replace(settings, webhook_allow_private_urls=True)
     redis = None
     if settings.redis_url is None:
         redis = EmbeddedRedis(DEV_DIR)

@@ -22,7 +22,7 @@ class Scope(StrEnum):
     #: everything that starts or resumes sending: schedule, send now, resume, retries,
     #: test messages
     SEND = "send"
-    #: API keys (and what else administers the workspace)
+    #: API keys, webhook endpoints (and what else administers the workspace)
     ADMIN = "admin"
 
 
@@ -47,12 +47,18 @@ MUTATION_SCOPES: dict[str, Scope] = {
     "sendTestMessage": Scope.SEND,
     "createApiKey": Scope.ADMIN,
     "revokeApiKey": Scope.ADMIN,
+    "createWebhookEndpoint": Scope.ADMIN,
+    "updateWebhookEndpoint": Scope.ADMIN,
+    "rotateWebhookSecret": Scope.ADMIN,
+    "deleteWebhookEndpoint": Scope.ADMIN,
+    "sendTestWebhook": Scope.ADMIN,
 }
 
 
 #: the queries that need more than `read`
 QUERY_SCOPES: dict[str, Scope] = {
     "apiKeys": Scope.ADMIN,
+    "webhookEndpoints": Scope.ADMIN,
 }
 
 

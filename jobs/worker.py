@@ -1,4 +1,5 @@
-"""The arq worker: scheduled starts, campaign runs and the sweep.
+"""The arq worker: scheduled starts, campaign runs, the sweep, and the outbound
+webhook dispatcher (jobs/webhooks.py).
 
 Redis jobs are only the doorbell; the database holds the truth. Every job is
 idempotent against it: a stale start job finds another token and does nothing, a
@@ -36,8 +37,10 @@ from domain.sending import Lease, RetryPolicy
 from jobs.control import ControlAck, ControlListener
 from jobs.effects import LifecycleEffects, redis_settings
 from jobs.ratelimit import AccountLimiter, Limiters, TokenBucket
-from jobs.sender import STOPPED_BY, CampaignRun, RunConfig, RunEnded
+from jobs.run_config import STOPPED_BY, RunConfig, RunEnded
+from jobs.sender import CampaignRun
 from jobs.sweep import SWEEP_EVERY_S, start_scheduled, sweep
+from jobs.webhooks import WebhookDispatcher
 from live.publisher import ProgressPublisher
 from models import Campaign
 from providers.whatsapp import WhatsAppProvider, provider_from
@@ -201,11 +204,16 @@ async def startup(ctx: dict[str, Any]) -> None:
     await control.start()
     ctx["runner"] = runner = Runner(settings, ctx["redis"], provider, control)
     await runner.publisher.start()
+    ctx["webhooks"] = webhooks = WebhookDispatcher.from_settings(settings)
+    await webhooks.start()
     if not ctx.get("shared_orm"):  # `campaigns dev` tunes its one process itself
         gc_tuning.tune()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    webhooks: WebhookDispatcher | None = ctx.get("webhooks")
+    if webhooks is not None:
+        await webhooks.close()
     runner: Runner | None = ctx.get("runner")
     if runner is not None:
         await runner.publisher.close()

@@ -18,6 +18,7 @@ from tortoise.models import Model
 from domain.access import ALL_SCOPES, stored
 from domain.lifecycle import CampaignStatus
 from domain.messages import Channel, MessageStatus
+from domain.webhooks import DeliveryStatus
 
 ALL_SCOPES_TEXT = stored(ALL_SCOPES)
 
@@ -225,4 +226,76 @@ class OptOut(Model):
         unique_together = (("workspace_id", "phone"),)
 
 
-__all__ = ["ApiKey", "Campaign", "CampaignEvent", "Message", "OptOut", "TestMessage", "WebhookInbox", "Workspace"]
+class WebhookEndpoint(Model):
+    """Where a workspace wants its events POSTed. The secret is kept as given out: it
+    is the HMAC key of every delivery, so it cannot be a one-way hash."""
+
+    id = fields.BigIntField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="webhook_endpoints", on_delete=fields.CASCADE
+    )
+    url = fields.CharField(max_length=2048)
+    #: domain/webhooks.EventType values, comma-separated
+    events = fields.CharField(max_length=255)
+    enabled = fields.BooleanField(default=True)
+    secret = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    workspace_id: int
+
+    class Meta:
+        table = "webhook_endpoint"
+
+
+class WebhookDelivery(Model):
+    """One event for one endpoint: the outbox row, written in the transaction of the
+    change it tells, then POSTed (and retried) by jobs/webhooks.py. Invariant: among
+    one endpoint's deliveries of one campaign, only the oldest PENDING one is ever
+    attempted, so a receiver gets a campaign's events in order."""
+
+    id = fields.BigIntField(primary_key=True)
+    endpoint: fields.ForeignKeyRelation[WebhookEndpoint] = fields.ForeignKeyField(
+        "models.WebhookEndpoint", related_name="deliveries", on_delete=fields.CASCADE, db_index=False
+    )
+    event_id = fields.CharField(max_length=40, db_index=True)
+    event_type = fields.CharField(max_length=64)
+    #: no foreign key: a campaign deleted later keeps its events' deliveries
+    campaign_id = fields.BigIntField(null=True)
+    #: the exact bytes POSTed (and signed) at every attempt
+    body = fields.TextField()
+    status = fields.CharEnumField(DeliveryStatus, max_length=16, default=DeliveryStatus.PENDING)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    #: an attempt in flight holds the row until then (a dispatcher that dies frees it so)
+    locked_until = fields.DatetimeField(null=True)
+    last_attempt_at = fields.DatetimeField(null=True)
+    last_status_code = fields.IntField(null=True)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField()
+    delivered_at = fields.DatetimeField(null=True)
+
+    endpoint_id: int
+
+    class Meta:
+        table = "webhook_delivery"
+        indexes = (
+            # the dispatcher's scan of due deliveries
+            Index(fields=("status", "next_attempt_at"), name="webhook_delivery_due"),
+            # the order check (an older pending delivery of the same campaign) and the log
+            Index(fields=("endpoint_id", "campaign_id", "id"), name="webhook_delivery_endpoint_campaign"),
+        )
+
+
+__all__ = [
+    "ApiKey",
+    "Campaign",
+    "CampaignEvent",
+    "Message",
+    "OptOut",
+    "TestMessage",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookInbox",
+    "Workspace",
+]

@@ -9,6 +9,7 @@ from domain.access import Scope, check, needed
 from domain.errors import DomainError, ErrorCode
 from services.auth import Principal
 from services.transitions import AfterTransition
+from settings import Settings
 
 
 class Unauthenticated(DomainError):
@@ -23,6 +24,12 @@ class Context:
     after_transition: AfterTransition | None = None
     #: the WebSocket `connection_init` payload (strawberry sets it)
     connection_params: dict[str, Any] | None = None
+    settings: Settings | None = None
+
+    @property
+    def allow_private_webhooks(self) -> bool:
+        """Webhook URLs may point at private addresses (tests, `campaigns dev`)."""
+        return self.settings is not None and self.settings.webhook_allow_private_urls
 
     def require(self, info: Any = None) -> Principal:
         """The principal, if its key may run the root field `info` resolves (its scope

@@ -19,7 +19,7 @@ from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from domain.ids import to_global_id
 from domain.lifecycle import Action, CampaignStatus
 from models import Campaign, CampaignEvent
-from services import counters, db
+from services import counters, db, webhook_outbox
 from services.auth import Principal
 
 
@@ -49,24 +49,28 @@ async def refusal(principal: Principal, pk: int, action: Action) -> DomainError:
     return Conflict("The campaign changed while this request ran; try again.", ("id",))
 
 
-async def _record_creation(conn: BaseDBAsyncClient, campaign_id: int, actor: str, reason: str | None = None) -> None:
-    """The first event of every history: from nothing to DRAFT."""
-    await CampaignEvent.create(
+async def _record_creation(conn: BaseDBAsyncClient, campaign: Campaign, actor: str, reason: str | None = None) -> None:
+    """The first event of every history: from nothing to DRAFT (told to webhooks too)."""
+    event = await CampaignEvent.create(
         using_db=conn,
-        campaign_id=campaign_id,
+        campaign_id=campaign.id,
         from_status=None,
         to_status=CampaignStatus.DRAFT,
         action="CREATE",
         actor=actor,
         reason=reason,
     )
+    change = webhook_outbox.Change(
+        campaign.id, campaign.workspace_id, campaign.name, None, CampaignStatus.DRAFT, "CREATE", actor, reason, event.at
+    )
+    await webhook_outbox.record_change(conn, change)
 
 
 async def create_campaign(principal: Principal, given: dict[str, Any]) -> Campaign:
     fields = validate_fields(given, creating=True)
     async with db.in_transaction() as conn:
         campaign = await Campaign.create(using_db=conn, workspace_id=principal.workspace_id, **fields.values)
-        await _record_creation(conn, campaign.id, principal.actor)
+        await _record_creation(conn, campaign, principal.actor)
     return campaign
 
 
@@ -135,5 +139,5 @@ async def duplicate_campaign(principal: Principal, pk: int, name: str | None) ->
             [copy.id, source.id, principal.workspace_id],
         )
         await counters.move(conn, copy.id, total=copied, pending=copied)
-        await _record_creation(conn, copy.id, principal.actor, f"duplicate of {to_global_id('Campaign', source.id)}")
+        await _record_creation(conn, copy, principal.actor, f"duplicate of {to_global_id('Campaign', source.id)}")
     return await get_campaign(principal, copy.id)

@@ -7,7 +7,8 @@ guards, then in one transaction:
      -- zero rows means somebody else changed it first: re-read and decide again;
   2. moves the message rows the transition implies (CANCEL: pending -> cancelled;
      RETRY_FAILED: retryable failed -> pending) and the counters with them;
-  3. writes the CampaignEvent row.
+  3. writes the CampaignEvent row, and the outbound webhook deliveries that tell it
+     (services/webhook_outbox.py).
 So two racing mutations can never both win, and the history has no gaps.
 """
 
@@ -28,7 +29,7 @@ from domain.lease import StopConfirmation
 from domain.lifecycle import Action, CampaignStatus, LaunchFacts, Transition
 from domain.messages import PERMANENT_RECIPIENT_ERRORS
 from models import Campaign, CampaignEvent
-from services import counters, db
+from services import counters, db, webhook_outbox
 from services.auth import Principal
 from services.campaigns import get_campaign, now_utc
 from services.recipients import launch_facts
@@ -128,7 +129,7 @@ async def _commit(campaign: Campaign, t: Transition, fields: dict[str, Any], act
         if not won:
             return False
         await _move_messages(conn, campaign.id, t.action)
-        await CampaignEvent.create(
+        event = await CampaignEvent.create(
             using_db=conn,
             campaign_id=campaign.id,
             from_status=t.source,
@@ -136,6 +137,23 @@ async def _commit(campaign: Campaign, t: Transition, fields: dict[str, Any], act
             action=t.action.value,
             actor=actor,
             reason=reason,
+            # the change's one time: the campaign's updated_at (and completed_at), so a
+            # webhook's `at` and `completedAt` are the times the API shows
+            at=fields["updated_at"],
+        )
+        await webhook_outbox.record_change(
+            conn,
+            webhook_outbox.Change(
+                campaign.id,
+                campaign.workspace_id,
+                campaign.name,
+                t.source,
+                t.target if t.target is not None else t.source,
+                t.action.value,
+                actor,
+                reason,
+                event.at,
+            ),
         )
     return True
 

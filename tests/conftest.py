@@ -57,6 +57,8 @@ def settings() -> Settings:
         database_url=_database_url(),
         redis_url=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
         log_level="WARNING",
+        # webhook receivers in tests listen on loopback
+        webhook_allow_private_urls=True,
     )
 
 

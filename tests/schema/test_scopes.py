@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from domain.access import MUTATION_SCOPES, QUERY_SCOPES, Scope, needed
-from domain.ids import expect_id
-from models import ApiKey, Campaign
+from domain.ids import expect_id, to_global_id
+from models import ApiKey, Campaign, WebhookDelivery, WebhookEndpoint
 from schema.app import schema
 from services.keys import create_key
+from services.webhooks import create_endpoint
 from tests.conftest import Api, phone
 from tests.wsclient import connect
 
@@ -64,6 +65,18 @@ MUTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "createApiKey": ('mutation { createApiKey(name: "k", scopes: [READ]) { userErrors { code } } }', {}),
     "revokeApiKey": ("mutation($key: ID!) { revokeApiKey(id: $key) { userErrors { code } } }", {}),
+    "createWebhookEndpoint": (
+        'mutation { createWebhookEndpoint(input: {url: "https://example.com/h", events: [CAMPAIGN_COMPLETED]})'
+        " { userErrors { code } } }",
+        {},
+    ),
+    "updateWebhookEndpoint": (
+        "mutation($hook: ID!) { updateWebhookEndpoint(input: {id: $hook, enabled: false}) { userErrors { code } } }",
+        {},
+    ),
+    "rotateWebhookSecret": ("mutation($hook: ID!) { rotateWebhookSecret(id: $hook) { userErrors { code } } }", {}),
+    "deleteWebhookEndpoint": ("mutation($hook: ID!) { deleteWebhookEndpoint(id: $hook) { userErrors { code } } }", {}),
+    "sendTestWebhook": ("mutation($hook: ID!) { sendTestWebhook(endpointId: $hook) { userErrors { code } } }", {}),
 }
 
 QUERIES: dict[str, str] = {
@@ -72,6 +85,7 @@ QUERIES: dict[str, str] = {
     "campaigns": "{ campaigns(first: 5) { edges { node { id } } } }",
     "node": "query($id: ID!) { node(id: $id) { id } }",
     "apiKeys": "{ apiKeys { id } }",
+    "webhookEndpoints": "{ webhookEndpoints { id deliveries { id } } }",
 }
 
 
@@ -105,7 +119,13 @@ async def _state(api: Api) -> tuple[Any, ...]:
         .values_list("id", "status", "version", "name", "total")
     )
     keys = await ApiKey.filter(workspace_id=api.principal.workspace_id).order_by("id").values_list("id", "revoked_at")
-    return tuple(campaigns), tuple(keys)
+    hooks = (
+        await WebhookEndpoint.filter(workspace_id=api.principal.workspace_id)
+        .order_by("id")
+        .values_list("id", "url", "events", "enabled", "secret")
+    )
+    tests = await WebhookDelivery.filter(endpoint__workspace_id=api.principal.workspace_id).count()
+    return tuple(campaigns), tuple(keys), tuple(hooks), tests
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
@@ -113,9 +133,10 @@ async def test_a_mutation_outside_the_keys_scopes_is_forbidden_and_changes_nothi
     campaign = await api.ready_campaign(2)
     await _key(api, {Scope.READ})  # a key that revokeApiKey may revoke
     spare_id = (await _post(api.http, api.headers, "{ apiKeys { id } }"))["data"]["apiKeys"][0]["id"]
+    hook, _ = await create_endpoint(api.principal, "https://example.com/hook", ["campaign.status_changed"])
     need = needed("mutation", mutation)
     document, extra = MUTATIONS[mutation]
-    given = {"id": campaign["id"], "key": spare_id} | extra
+    given = {"id": campaign["id"], "key": spare_id, "hook": to_global_id("WebhookEndpoint", hook.id)} | extra
     variables = {name: value for name, value in given.items() if f"${name}" in document}
     lacking = await _key(api, set(Scope) - {need})
     before = await _state(api)
