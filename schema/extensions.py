@@ -8,9 +8,9 @@ module level, so they still serve every request (about 4x the request rate here)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from graphql import ASTValidationRule
+from graphql import ASTValidationRule, OperationDefinitionNode
 from graphql.error import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
@@ -26,12 +26,14 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 
 from domain.errors import DomainError
 from runtime.request_ids import current_request_id
+from schema.cost import QueryCostLimit
 
 log = logging.getLogger("campaigns.graphql")
 
 MAX_DEPTH = 10
 MAX_TOKENS = 5_000
 MAX_ALIASES = 30
+# The cost limit is a setting (MAX_QUERY_COST), read per operation: schema/cost.py.
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -64,6 +66,28 @@ class MaskUnexpectedErrors(MaskErrors):
         return masked
 
 
+class OperationNameRequired(SchemaExtension):
+    """A document with several operations needs `operationName` (GraphQL spec,
+    GetOperation): Strawberry would run the first one instead. Set inside the
+    validation step, as the cost limit is (schema/cost.py), after ValidationCache."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        # what the client sent (`operation_name` falls back to the first operation's)
+        provided = getattr(context, "_provided_operation_name", None)
+        if document is not None and provided is None and not context.pre_execution_errors:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                context.pre_execution_errors = [
+                    GraphQLError(
+                        "Must provide operationName: this document has several operations.",
+                        extensions={"code": "BAD_REQUEST", "field": ["operationName"]},
+                    )
+                ]
+        yield
+
+
 # Built once: QueryDepthLimiter and MaxAliasesLimiter create a new rule class per
 # instance, and the rules are part of ValidationCache's key, so per-request instances
 # would make every validation a cache miss.
@@ -76,5 +100,7 @@ def extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
+        OperationNameRequired,
+        QueryCostLimit,  # after validation, with the variables: not cached (schema/cost.py)
         MaskUnexpectedErrors,
     ]

@@ -19,7 +19,8 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 
 from domain.errors import NotFound, ValidationFailed
-from schema.extensions import MAX_TOKENS, MaskUnexpectedErrors, extensions, is_expected
+from schema.cost import QueryCostLimit
+from schema.extensions import MAX_TOKENS, MaskUnexpectedErrors, OperationNameRequired, extensions, is_expected
 from tests.conftest import Api, serve
 from tests.schema.states import future
 from web.observability import ObservabilityMiddleware
@@ -41,6 +42,8 @@ def test_each_operation_gets_new_extensions_that_share_the_caches_and_the_limit_
         MaxTokensLimiter,
         ParserCache,
         ValidationCache,
+        OperationNameRequired,  # after ValidationCache: it sets the request error in that step
+        QueryCostLimit,  # after ValidationCache: it costs the validated document
         MaskUnexpectedErrors,
     ]
     assert all(a is not b for a, b in zip(first, second, strict=True))  # no per-operation state shared
@@ -121,3 +124,19 @@ async def test_a_literal_its_scalar_refuses_is_the_clients_error_not_a_bug(
     assert error.get("extensions", {}).get("code") != "INTERNAL", error
     assert "has no UTC offset" in error["message"], error
     assert [r.getMessage() for r in caplog.records if r.name == "campaigns.graphql"] == []
+
+
+async def test_a_document_of_several_operations_needs_an_operation_name(api: Api) -> None:
+    document = 'query A { viewer { name } } mutation B { createCampaign(input: {name: "x", body: "y"}) { userErrors { code } } }'
+    headers = api.headers | {"Accept": "application/graphql-response+json"}
+    refused = await api.http.post("/graphql", json={"query": document}, headers=headers)
+    assert refused.status_code == 400 and "data" not in refused.json()
+    (error,) = refused.json()["errors"]
+    assert (
+        error["extensions"] == {"code": "BAD_REQUEST", "field": ["operationName"]}
+        and "operationName" in error["message"]
+    )
+    chosen = await api.http.post("/graphql", json={"query": document, "operationName": "A"}, headers=headers)
+    assert chosen.status_code == 200 and chosen.json() == {"data": {"viewer": {"name": "Test workspace"}}}
+    campaigns = await api.gql("{ campaigns { totalCount } }")
+    assert campaigns["campaigns"]["totalCount"] == 0  # mutation B never ran
