@@ -10,9 +10,11 @@ from domain.errors import NotFound
 from domain.ids import parse_global_id, to_global_id
 from schema.context import Context
 from schema.keys import ApiKey
-from schema.types import Campaign, CampaignConnection, CampaignStatus, Message, Node, Workspace
+from schema.types import Campaign, CampaignConnection, CampaignStatus, Message, Node, Workspace, page_window
+from schema.webhooks import WebhookEndpoint
 from services import keys as key_service
 from services import reads
+from services import webhooks as webhook_service
 from services.auth import Principal
 from services.campaigns import get_campaign
 
@@ -54,6 +56,9 @@ class Query:
         if kind == "ApiKey" and Scope.ADMIN in principal.scopes:  # as apiKeys: admin only
             key = await key_service.get_key(principal.workspace_id, pk)
             return ApiKey.of(key) if key else None
+        if kind == "WebhookEndpoint" and Scope.ADMIN in principal.scopes:  # as webhookEndpoints
+            found = [e for e in await webhook_service.list_endpoints(principal.workspace_id) if e.id == pk]
+            return WebhookEndpoint.of(found[0], principal.workspace_id) if found else None
         return None
 
     @strawberry.field
@@ -67,15 +72,22 @@ class Query:
             return None
         return await _campaign(info.context.require(info), parsed[1])
 
-    @strawberry.field(description="first is capped (100); newest first")
+    @strawberry.field(
+        description=(
+            f"Newest first. first/after page forward, last/before backward; at most {reads.MAX_PAGE} a page, "
+            f"first is {reads.CAMPAIGNS_PAGE} unless last is given."
+        )
+    )
     async def campaigns(
         self,
         info: Info,
-        first: int | None = 20,
+        first: int | None = reads.CAMPAIGNS_PAGE,
         after: str | None = None,
         status: list[CampaignStatus] | None = None,  # type: ignore[valid-type]
         search: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> CampaignConnection:
         principal = info.context.require(info)
-        page = await reads.list_campaigns(principal, first, after, status, search)
-        return CampaignConnection.of(page)
+        window = page_window(info, first, after, last, before, reads.CAMPAIGNS_PAGE)
+        return CampaignConnection.of(await reads.list_campaigns(principal, window, status, search))

@@ -8,12 +8,14 @@ from enum import Enum
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField
 
 import models
-from domain import lifecycle
+from domain import lifecycle, paging
 from domain.ids import encode_cursor, to_global_id
 from domain.lifecycle import CampaignStatus
 from domain.messages import Channel, MessageStatus
+from domain.paging import Window
 from domain.stats import STAT_FIELDS, Stats
 from services import reads
 from services.reads import CampaignPage, CampaignRow, Page
@@ -38,10 +40,42 @@ class Node:
     id: strawberry.ID
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "Relay's PageInfo. hasNextPage and hasPreviousPage are exact: whether the connection "
+        "(its filters applied) has edges after endCursor and before startCursor."
+    )
+)
 class PageInfo:
-    has_next_page: bool
+    start_cursor: str | None
     end_cursor: str | None
+    _page: strawberry.Private[Page]
+
+    @strawberry.field
+    async def has_next_page(self) -> bool:
+        return await self._page.has_next_page()
+
+    @strawberry.field
+    async def has_previous_page(self) -> bool:
+        return await self._page.has_previous_page()
+
+    @classmethod
+    def of(cls, page: Page, cursors: list[str]) -> PageInfo:
+        start, end = (cursors[0], cursors[-1]) if cursors else (None, None)
+        return cls(start_cursor=start, end_cursor=end, _page=page)
+
+
+def page_window(
+    info: strawberry.Info, first: int | None, after: str | None, last: int | None, before: str | None, default: int
+) -> Window:
+    """The page a connection field's arguments ask for. `first` has a default in the
+    schema, so with `last` it counts only when the query gives it (else every
+    `last` would come with the default `first`, which domain/paging.py refuses)."""
+    if last is not None:
+        field = info.selected_fields[0]
+        if not isinstance(field, SelectedField) or field.arguments.get("first") is None:
+            first = None
+    return paging.window(first, after, last, before, default)
 
 
 @strawberry.type(
@@ -134,8 +168,7 @@ class MessageConnection:
     @classmethod
     def of(cls, page: Page) -> MessageConnection:
         edges = [MessageEdge(node=Message.of(m), cursor=encode_cursor(m.id)) for m in page.rows]
-        end = edges[-1].cursor if edges else None
-        return cls(edges=edges, page_info=PageInfo(has_next_page=page.has_next, end_cursor=end), _page=page)
+        return cls(edges=edges, page_info=PageInfo.of(page, [e.cursor for e in edges]), _page=page)
 
 
 @strawberry.type
@@ -219,14 +252,23 @@ class Campaign(Node):
     def allowed_actions(self) -> list[CampaignAction]:  # type: ignore[valid-type]
         return [CampaignAction[a.name] for a in lifecycle.allowed_actions(self.status)]
 
-    @strawberry.field
+    @strawberry.field(
+        description=(
+            f"Oldest first. first/after page forward, last/before backward; at most {reads.MAX_PAGE} a page, "
+            f"first is {reads.MESSAGES_PAGE} unless last is given."
+        )
+    )
     async def messages(
         self,
-        first: int | None = 50,
+        info: strawberry.Info,
+        first: int | None = reads.MESSAGES_PAGE,
         after: str | None = None,
         status: list[MessageStatus] | None = None,  # type: ignore[valid-type]
+        last: int | None = None,
+        before: str | None = None,
     ) -> MessageConnection:
-        return MessageConnection.of(await reads.list_messages(self._pk, first, after, status))
+        window = page_window(info, first, after, last, before, reads.MESSAGES_PAGE)
+        return MessageConnection.of(await reads.list_messages(self._pk, window, status))
 
     @strawberry.field(description="Status history, oldest first.")
     async def events(self) -> list[CampaignEvent]:
@@ -288,8 +330,7 @@ class CampaignConnection:
     @classmethod
     def of(cls, page: CampaignPage) -> CampaignConnection:
         edges = [CampaignEdge(node=Campaign.of(c), cursor=encode_cursor(c.id)) for c in page.rows]
-        end = edges[-1].cursor if edges else None
-        return cls(edges=edges, page_info=PageInfo(has_next_page=page.has_next, end_cursor=end), _page=page)
+        return cls(edges=edges, page_info=PageInfo.of(page, [e.cursor for e in edges]), _page=page)
 
 
 @strawberry.type

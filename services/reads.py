@@ -1,53 +1,107 @@
 """Read paths: campaign lists, message pages, history and the report's aggregates.
 
-Pages use keyset cursors on the primary key (ids grow with creation time), so page N
-costs the same as page 1 and rows inserted meanwhile never shift a page.
+Pages are Relay connections (domain/paging.py) read with keyset cursors on the primary
+key (ids grow with creation time), so page N costs the same as page 1 and rows inserted
+meanwhile never shift a page. A page reads one row more than it returns, in the
+direction it reads, to know whether more follow; whether more lie on its other side
+(past `after`, or past `before` going backward) is one indexed EXISTS, run only when
+the client asks for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from tortoise.queryset import QuerySet
 
 from domain.errors import ValidationFailed
-from domain.ids import decode_cursor
 from domain.lifecycle import CampaignStatus
 from domain.messages import Channel, MessageStatus
+from domain.paging import MAX_PAGE as MAX_PAGE  # re-exported: schema/cost.py sizes pages by it
+from domain.paging import Window
 from models import CampaignEvent, Message
 from services import db
 from services.auth import Principal
 
-MAX_PAGE = 100
+#: page sizes when a client gives neither first nor last (the schema's defaults of first)
+CAMPAIGNS_PAGE = 20
+MESSAGES_PAGE = 50
 MAX_TIMELINE_POINTS = 10_000
+
+#: Tortoise's lookups for the keyset comparisons
+_LOOKUPS = {"<": "lt", ">": "gt", "<=": "lte", ">=": "gte"}
+
+
+def _keyset(window: Window, descending: bool) -> tuple[list[tuple[str, int]], bool]:
+    """The window's bounds as (operator, id) conditions on `id`, and whether to read
+    ids descending: in the connection's order forward, against it backward."""
+    later, earlier = ("<", ">") if descending else (">", "<")
+    bounds = []
+    if window.after is not None:
+        bounds.append((later, window.after))
+    if window.before is not None:
+        bounds.append((earlier, window.before))
+    return bounds, descending != window.backward
 
 
 @dataclass
 class Page:
+    """One page of a connection: its rows in the connection's order, and what its
+    pageInfo says (None: not known from the rows read, found out if asked)."""
+
     rows: list[Any]
-    has_next: bool
+    window: Window
+    descending: bool
+    has_next: bool | None
+    has_previous: bool | None
+
+    @classmethod
+    def of(cls, read: list[Any], window: Window, descending: bool, **rest: Any) -> Self:
+        """The page of `read`, the rows fetched with one more than the window's size."""
+        more = len(read) > window.size
+        rows = read[: window.size]
+        if window.backward:
+            rows.reverse()
+        # the side the page was read towards is known from the extra row; the other is
+        # known empty without a cursor there, else asked of the database when wanted
+        ahead = None if window.before is not None else False
+        behind = None if window.after is not None else False
+        has_next, has_previous = (ahead, more) if window.backward else (more, behind)
+        return cls(rows, window, descending, has_next, has_previous, **rest)
+
+    async def has_next_page(self) -> bool:
+        if self.has_next is None:
+            assert self.window.before is not None
+            # a row at or past `before`, in the connection's order
+            self.has_next = await self._exists("<=" if self.descending else ">=", self.window.before)
+        return self.has_next
+
+    async def has_previous_page(self) -> bool:
+        if self.has_previous is None:
+            assert self.window.after is not None
+            # a row at or before `after`, in the connection's order
+            self.has_previous = await self._exists(">=" if self.descending else "<=", self.window.after)
+        return self.has_previous
+
+    async def total_count(self) -> int:
+        raise NotImplementedError
+
+    async def _exists(self, op: str, pk: int) -> bool:
+        """Whether the connection (its filters, no window) has a row with `id op pk`."""
+        raise NotImplementedError
+
+
+@dataclass
+class MessagePage(Page):
     query: QuerySet[Any]
 
     async def total_count(self) -> int:
         return await self.query.count()
 
-
-def _page_size(first: int | None, default: int, field: str = "first") -> int:
-    size = default if first is None else first
-    if size < 0:
-        raise ValidationFailed(f"{field} must not be negative.", (field,))
-    return min(size, MAX_PAGE)
-
-
-async def _page(query: QuerySet[Any], first: int, after: str | None, descending: bool) -> Page:
-    filtered = query
-    if after is not None:
-        last = decode_cursor(after)
-        filtered = filtered.filter(id__lt=last) if descending else filtered.filter(id__gt=last)
-    rows = await filtered.order_by("-id" if descending else "id").limit(first + 1)
-    return Page(rows[:first], len(rows) > first, query)
+    async def _exists(self, op: str, pk: int) -> bool:
+        return await self.query.filter(**{f"id__{_LOOKUPS[op]}": pk}).exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +156,7 @@ def _campaign_row(raw: dict[str, Any]) -> CampaignRow:
 
 
 @dataclass
-class CampaignPage:
-    rows: list[CampaignRow]
-    has_next: bool
+class CampaignPage(Page):
     where: str
     params: list[Any]
 
@@ -112,16 +164,18 @@ class CampaignPage:
         sql = f"SELECT COUNT(*) AS n FROM campaign WHERE {self.where}"
         return int(await db.fetch_val(db.client(), sql, self.params) or 0)
 
+    async def _exists(self, op: str, pk: int) -> bool:
+        sql = f"SELECT 1 AS found FROM campaign WHERE {self.where} AND id {op} ? LIMIT 1"
+        return bool(await db.fetch(db.client(), sql, [*self.params, pk]))
+
 
 async def list_campaigns(
     principal: Principal,
-    first: int | None,
-    after: str | None,
+    window: Window,
     statuses: list[CampaignStatus] | None,
     search: str | None,
 ) -> CampaignPage:
-    """Newest first; `first` is capped at 100."""
-    size = _page_size(first, 20)
+    """The workspace's campaigns, newest first, filtered by status and name."""
     where = "workspace_id = ?"
     params: list[Any] = [principal.workspace_id]
     if statuses:
@@ -131,25 +185,28 @@ async def list_campaigns(
         escaped = search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where += " AND LOWER(name) LIKE ? ESCAPE '\\'"
         params.append(f"%{escaped}%")
-    page_where, page_params = where, list(params)
-    if after is not None:
-        page_where += " AND id < ?"
-        page_params.append(decode_cursor(after))
+    bounds, read_descending = _keyset(window, descending=True)
+    page_where = where + "".join(f" AND id {op} ?" for op, _ in bounds)
     rows = await db.fetch(
         db.client(),
-        f"SELECT {_COLUMNS} FROM campaign WHERE {page_where} ORDER BY id DESC LIMIT ?",
-        [*page_params, size + 1],
+        f"SELECT {_COLUMNS} FROM campaign WHERE {page_where} "
+        f"ORDER BY id {'DESC' if read_descending else 'ASC'} LIMIT ?",
+        [*params, *(pk for _, pk in bounds), window.size + 1],
     )
-    return CampaignPage([_campaign_row(r) for r in rows[:size]], len(rows) > size, where, params)
+    return CampaignPage.of([_campaign_row(r) for r in rows], window, True, where=where, params=params)
 
 
-async def list_messages(
-    campaign_id: int, first: int | None, after: str | None, statuses: list[MessageStatus] | None
-) -> Page:
+async def list_messages(campaign_id: int, window: Window, statuses: list[MessageStatus] | None) -> MessagePage:
+    """A campaign's messages, oldest first, filtered by status."""
     query = Message.filter(campaign_id=campaign_id)
     if statuses:
         query = query.filter(status__in=statuses)
-    return await _page(query, _page_size(first, 50), after, descending=False)
+    bounds, read_descending = _keyset(window, descending=False)
+    bounded = query
+    for op, pk in bounds:
+        bounded = bounded.filter(**{f"id__{_LOOKUPS[op]}": pk})
+    rows = await bounded.order_by("-id" if read_descending else "id").limit(window.size + 1)
+    return MessagePage.of(list(rows), window, False, query=query)
 
 
 async def list_events(campaign_id: int) -> list[CampaignEvent]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from domain.ids import expect_id, to_global_id
 from domain.lifecycle import CampaignStatus
 from models import Campaign, Message
@@ -188,3 +190,86 @@ async def test_duplicate_copies_content_and_recipients_but_not_outcomes(api: Api
     assert copy["stats"]["total"] == copy["stats"]["pending"] == 3  # the opted-out phone is left out
     statuses = await Message.filter(campaign_id=expect_id(copy["id"], "Campaign")).values_list("status", flat=True)
     assert set(statuses) == {"PENDING"}
+
+
+PAGE = """query($first: Int, $after: String, $last: Int, $before: String, $search: String) {
+  campaigns(first: $first, after: $after, last: $last, before: $before, search: $search) {
+    totalCount edges { cursor node { id } }
+    pageInfo { hasPreviousPage hasNextPage startCursor endCursor }
+  }
+}"""
+
+
+async def test_campaigns_page_backward_with_last_and_before(api: Api) -> None:
+    created = [(await api.create_campaign(name=f"Page {i}"))["id"] for i in range(7)]
+    newest_first = list(reversed(created))
+    pages: list[list[str]] = []
+    before = None
+    while True:
+        page = (await api.gql(PAGE, last=3, before=before))["campaigns"]
+        ids = [e["node"]["id"] for e in page["edges"]]
+        info = page["pageInfo"]
+        assert (info["startCursor"], info["endCursor"]) == (page["edges"][0]["cursor"], page["edges"][-1]["cursor"])
+        assert info["hasNextPage"] == (before is not None)
+        pages.append(ids)
+        if not info["hasPreviousPage"]:
+            break
+        before = info["startCursor"]
+    assert pages == [newest_first[4:7], newest_first[1:4], newest_first[0:1]]
+    # forward, hasPreviousPage says whether anything lies before `after`
+    second = await api.gql(PAGE, first=3, after=(await api.gql(PAGE, first=3))["campaigns"]["pageInfo"]["endCursor"])
+    info = second["campaigns"]["pageInfo"]
+    assert (info["hasPreviousPage"], info["hasNextPage"]) == (True, True)
+
+
+async def test_an_empty_connection_has_null_cursors(api: Api) -> None:
+    page = (await api.gql(PAGE, last=5, search="nothing like this"))["campaigns"]
+    assert page["edges"] == [] and page["totalCount"] == 0
+    assert page["pageInfo"] == {"hasPreviousPage": False, "hasNextPage": False, "startCursor": None, "endCursor": None}
+
+
+async def test_last_alone_is_not_combined_with_the_default_first(api: Api) -> None:
+    for i in range(3):
+        await api.create_campaign(name=f"L{i}")
+    literal = (await api.gql("{ campaigns(last: 2) { edges { node { name } } } }"))["campaigns"]
+    assert [e["node"]["name"] for e in literal["edges"]] == ["L1", "L0"]
+    # a $first the request leaves out is no first either
+    by_variable = (await api.gql(PAGE, last=2))["campaigns"]
+    assert len(by_variable["edges"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [("first: 2, last: 2", "last"), ("last: -1", "last"), ('before: "garbage"', "before"), ('after: "x"', "after")],
+)
+async def test_bad_page_arguments_are_validation_errors_naming_them(api: Api, arguments: str, field: str) -> None:
+    body = await api.raw(f"{{ campaigns({arguments}) {{ totalCount }} }}")
+    assert body["errors"][0]["extensions"] == {"code": "VALIDATION", "field": [field]}, body
+    campaign = await api.create_campaign()
+    query = f"query($id: ID!) {{ campaign(id: $id) {{ messages({arguments}) {{ totalCount }} }} }}"
+    messages = await api.raw(query, id=campaign["id"])
+    assert messages["errors"][0]["extensions"] == {"code": "VALIDATION", "field": [field]}, messages
+    assert messages["errors"][0]["path"] == ["campaign", "messages"]
+
+
+async def test_messages_page_backward_with_a_status_filter(api: Api) -> None:
+    campaign = await campaign_in(api, CampaignStatus.PROCESSING, recipients=7)
+    await settle_outcomes(expect_id(campaign["id"], "Campaign"), sent=3, failed=2)
+    query = """query($id: ID!, $first: Int, $last: Int, $before: String, $status: [MessageStatus!]) {
+      campaign(id: $id) { messages(first: $first, last: $last, before: $before, status: $status) {
+        edges { node { id status } } pageInfo { hasPreviousPage hasNextPage startCursor }
+      } } }"""
+    forward = await api.gql(query, id=campaign["id"], first=10)
+    oldest_first = [e["node"]["id"] for e in forward["campaign"]["messages"]["edges"]]
+    collected: list[str] = []
+    before = None
+    while True:
+        conn = (await api.gql(query, id=campaign["id"], last=2, before=before))["campaign"]["messages"]
+        collected = [e["node"]["id"] for e in conn["edges"]] + collected
+        if not conn["pageInfo"]["hasPreviousPage"]:
+            break
+        before = conn["pageInfo"]["startCursor"]
+    assert collected == oldest_first and len(collected) == 7
+    sent = (await api.gql(query, id=campaign["id"], last=2, status=["SENT"]))["campaign"]["messages"]
+    assert [e["node"]["status"] for e in sent["edges"]] == ["SENT", "SENT"]
+    assert (sent["pageInfo"]["hasPreviousPage"], sent["pageInfo"]["hasNextPage"]) == (True, False)
