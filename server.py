@@ -3,7 +3,6 @@ metrics. `create_app()` is what uvicorn serves and what tests build inline."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -20,7 +19,6 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
@@ -37,9 +35,12 @@ from services.auth import authenticate, bearer_token, hash_key
 from services.inbox import InboxApplier, InboxWriter
 from settings import Settings
 from web import dashboard as dashboard_package
+from web import graphiql
 from web.auth import ApiKeyMiddleware
+from web.csp import page_policy
 from web.csv_routes import export_report, import_recipients
 from web.errors import http_exception_response
+from web.graphql_http import GraphQLOverHTTP
 from web.health import healthz, readyz
 from web.key_watch import KeyWatch
 from web.limits import BodyLimit
@@ -52,9 +53,10 @@ INIT_TIMEOUT = timedelta(seconds=10)
 CORS_MAX_AGE_S = 600
 
 
-class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI app with our context, WebSocket authentication and protocol
-    handlers (schema/ws_handlers.py)."""
+class GraphQLApp(GraphQLOverHTTP[Context, None]):
+    """Strawberry's ASGI app answering as GraphQL over HTTP says (web/graphql_http.py),
+    with our context, WebSocket authentication and protocol handlers
+    (schema/ws_handlers.py)."""
 
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
@@ -73,7 +75,12 @@ class GraphQLApp(GraphQL[Context, None]):
             response=response,
             principal=principal,
             after_transition=effects.after_transition if effects else None,
+            settings=getattr(request.app.state, "settings", None),
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # GraphiQL from the service's own files, not Strawberry's CDN page (web/graphiql)
+        return graphiql.page(request)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:  # type: ignore[override]
         params = context.connection_params or {}
@@ -91,7 +98,6 @@ class GraphQLApp(GraphQL[Context, None]):
 
 
 DASHBOARD_DIR = Path(dashboard_package.__file__).resolve().parent
-_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
 class DashboardFiles(StaticFiles):
@@ -111,13 +117,7 @@ class DashboardFiles(StaticFiles):
 
 def dashboard(request: Request) -> FileResponse:
     """`/`: the live dashboard page (web/dashboard/index.html)."""
-    host = request.headers.get("host", "")
-    # 'self' covers same-origin WebSockets in CSP 3; older browsers need them named
-    sockets = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
-    policy = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self'{sockets}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    )
+    policy = page_policy(request.headers.get("host", ""))
     return FileResponse(
         DASHBOARD_DIR / "index.html",
         headers={"Cache-Control": "no-cache", "Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff"},
@@ -195,6 +195,7 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
     routes = [
         Route("/", dashboard),
         Mount("/static/dashboard", DashboardFiles(directory=DASHBOARD_DIR), name="dashboard"),
+        graphiql.files(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/campaigns/{id}/recipients", import_recipients, methods=["POST"]),

@@ -10,6 +10,7 @@
 | MAX_IMPORT_BYTES | 268435456 | largest CSV upload accepted (bytes) |
 | MAX_GRAPHQL_BODY_BYTES | 4194304 | largest /graphql request body (bytes); larger is 413 |
 | MAX_SUBSCRIPTIONS_PER_CONNECTION | 100 | operations one WebSocket may run at once; more get an error |
+| MAX_QUERY_COST | 10000 | largest cost of a GraphQL operation (schema/cost.py); costlier ones are refused |
 | WHATSAPP_API_BASE | https://graph.facebook.com | base URL of the Cloud API, without the version |
 | WHATSAPP_ACCESS_TOKEN | dev-token | Bearer token for the Cloud API (`serve`/`worker` refuse the dev value) |
 | WHATSAPP_PHONE_NUMBER_ID | 100000000000001 | sender phone number id |
@@ -26,6 +27,10 @@
 | WORKER_DRAIN_TIMEOUT_S | 20 | on SIGTERM, how long a worker waits for its calls in flight |
 | RECONCILE_WINDOW_S | 600 | how long an in-doubt message waits for its status webhook |
 | IN_DOUBT_POLICY | resend | `resend` or `fail`: what happens to it after the window |
+| WEBHOOK_ALLOW_PRIVATE_URLS | false | outbound webhooks may call private, loopback, link-local hosts (dev: true) |
+| WEBHOOK_TIMEOUT_S | 10 | seconds a receiver has to answer an outbound webhook |
+| WEBHOOK_RETRY_BASE_S | 10 | first retry delay of an outbound webhook; doubles each attempt, at most an hour |
+| WEBHOOK_RETRY_FOR_S | 86400 | how long an outbound webhook is retried before it is marked failed |
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ class Settings:
     max_import_bytes: int = 256 * 1024 * 1024
     max_graphql_body_bytes: int = 4 * 1024 * 1024  # addRecipients' 10,000 recipients fit
     max_subscriptions_per_connection: int = 100
+    max_query_cost: int = 10_000  # 5x the costliest query of the repo's clients at least (tests/schema/test_cost.py)
     whatsapp_api_base: str | None = None
     whatsapp_access_token: str = "dev-token"
     whatsapp_phone_number_id: str = "100000000000001"
@@ -102,6 +108,10 @@ class Settings:
     worker_drain_timeout_s: float = 20.0
     reconcile_window_s: float = 600.0
     in_doubt_policy: InDoubtPolicy = InDoubtPolicy.RESEND
+    webhook_allow_private_urls: bool = False
+    webhook_timeout_s: float = 10.0
+    webhook_retry_base_s: float = 10.0
+    webhook_retry_for_s: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

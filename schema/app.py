@@ -20,6 +20,7 @@ from schema.queries import Query
 from schema.scalars import SCALAR_MAP
 from schema.subscriptions import Subscription
 from schema.types import Campaign, Message, Workspace
+from schema.webhooks import WebhookMutations, WebhookQueries
 
 
 class Schema(strawberry.Schema):
@@ -53,8 +54,8 @@ class Schema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return Schema(
-        query=merge_types("Query", (Query, KeyQueries)),
-        mutation=merge_types("Mutation", (Mutation, KeyMutations)),
+        query=merge_types("Query", (Query, KeyQueries, WebhookQueries)),
+        mutation=merge_types("Mutation", (Mutation, KeyMutations, WebhookMutations)),
         subscription=Subscription,
         types=[Campaign, Message, Workspace],
         extensions=extensions(),

@@ -1,7 +1,7 @@
 """API-key authentication for HTTP: `Authorization: Bearer <key>`, else HTTP 401.
 
 WebSockets authenticate in `connection_init` instead (see server.GraphQLApp), and the
-GraphiQL page itself is public: it is a static page, and the key goes in its headers.
+GraphiQL page itself is public (web/graphiql): the key is entered on it, and it sends it.
 """
 
 from __future__ import annotations
