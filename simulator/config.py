@@ -16,6 +16,12 @@ client waits).
 | SEED | seed | 1 |
 | ACCESS_TOKEN | access_token | dev-token |
 | PHONE_NUMBER_ID | phone_number_id | 100000000000001 |
+| DISPLAY_PHONE_NUMBER / WABA_ID / VERIFIED_NAME | ... | 15550000001 / 200000000000001 / Simulated Business |
+| MESSAGING_LIMIT_TIER | messaging_limit_tier | TIER_250 (TIER_2K, TIER_10K, TIER_100K, TIER_UNLIMITED) |
+| NUMBERS | numbers | JSON list of numbers as `POST /_simulator/numbers` takes them (simulator/numbers.py) |
+| TEMPLATES | templates | JSON list of templates as `POST /_simulator/templates/{waba_id}` takes them, plus `waba_id` |
+| SAMPLE_TEMPLATES | sample_templates | true (WABA_ID gets spring_sale, order_update; every WABA has hello_world) |
+| TEMPLATES_RATE_LIMIT_PER_HOUR | ... | 5000 (template listings per WABA and hour, 80007 beyond; "none" = unlimited) |
 | LATENCY_MS | latency_mean_ms | 50 |
 | LATENCY_JITTER | latency_jitter | 0.53 (lognormal sigma; 0 = constant) |
 | RATE_LIMIT | rate_limit_per_second | 80 (empty or "none" = unlimited) |
@@ -33,15 +39,21 @@ client waits).
 | LATE_PROBABILITY / LATE_DELAY_MS | ... | 0.01 / 5000-30000 |
 | LOST_ANSWER_PROBABILITY | lost_answer_probability | 0.05 (accepted, then the connection drops) |
 | SLOW_ANSWER_PROBABILITY / SLOW_ANSWER_MS | ... | 0.05 / 20000 (accepted, answered after the client gave up) |
+| PRICING_CATEGORY | pricing_category | marketing (status webhooks' `pricing.category`: utility, ...) |
+| OPTED_OUT_ANSWER | opted_out_answer | status (accepted, then `failed` 131050, as Meta does) or error |
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
+
+from simulator.numbers import PhoneNumber, parse_numbers
+from simulator.templates import Template
 
 #: sigma of a lognormal whose p99 is about 3x its mean: exp(2.326 s - s^2 / 2) = 3
 P99_3X_SIGMA = 0.53
@@ -71,13 +83,27 @@ def _frozen_mix(mix: Mapping[str, float] | Mapping[int, float]) -> Mapping[str, 
 
 @dataclass(frozen=True)
 class SimulatorConfig:
-    """Behaviour of one simulated business phone number. Delays are (min, max) in ms."""
+    """Behaviour of the simulated Cloud API and its first business phone number (more
+    in `numbers`). Delays are (min, max) in ms."""
 
     seed: int = 1
     access_token: str = "dev-token"
     phone_number_id: str = "100000000000001"
     display_phone_number: str = "15550000001"
     waba_id: str = "200000000000001"
+    verified_name: str = "Simulated Business"
+    #: Meta's names: TIER_250 (a new portfolio), TIER_2K, TIER_10K, TIER_100K, TIER_UNLIMITED
+    messaging_limit_tier: str = "TIER_250"
+    #: further numbers served from the start (the control API registers more at run time)
+    numbers: tuple[PhoneNumber, ...] = ()
+    #: templates served from the start (JSON objects are read with Template.from_json,
+    #: their `waba_id` defaulting to `waba_id`); they replace samples of the same name
+    templates: tuple[Template, ...] = ()
+    #: whether the first number's WABA also gets simulator/templates.SAMPLES
+    sample_templates: bool = True
+    #: template listings per WABA per hour (80007 beyond): Meta allows 5,000 to a WABA
+    #: with a registered number (docs/STACK.md); None = unlimited
+    templates_rate_limit_per_hour: int | None = 5000
     #: the version the docs show; any version path segment is accepted
     api_version: str = "v26.0"
     #: mean answer latency; 0 answers without sleeping at all
@@ -115,6 +141,12 @@ class SimulatorConfig:
     app_secret: str = "dev-app-secret"
     #: Meta honours no Idempotency-Key; on, a repeated key replays the first answer
     honour_idempotency: bool = False
+    #: what messages are billed as (status webhooks' `pricing.category`); only marketing
+    #: messages are refused to a phone that stopped them (the ledger's `opted_out`)
+    pricing_category: str = "marketing"
+    #: how a marketing message to such a phone is refused: "status" (accepted, then a
+    #: `failed` status 131050, as Meta reports it) or "error" (the send answered 131050)
+    opted_out_answer: str = "status"
     #: statuses per POST (Meta: mostly one; batches of up to 1,000 are possible)
     webhook_batch_size: int = 1
     webhook_flush_ms: float = 20.0
@@ -155,6 +187,39 @@ class SimulatorConfig:
             raise ValueError("rate_limit_per_second must be positive or None")
         if self.webhook_batch_size < 1 or self.webhook_max_attempts < 1 or self.webhook_concurrency < 1:
             raise ValueError("webhook batch size, attempts and concurrency must be at least 1")
+        if not (self.pricing_category.isascii() and self.pricing_category.replace("_", "").isalpha()):
+            raise ValueError(
+                f"pricing_category must be a word like marketing or utility, got {self.pricing_category!r}"
+            )
+        if self.opted_out_answer not in ("status", "error"):
+            raise ValueError(f"opted_out_answer must be status or error, got {self.opted_out_answer!r}")
+        numbers = tuple(n if isinstance(n, PhoneNumber) else PhoneNumber.from_json(n) for n in self.numbers)
+        object.__setattr__(self, "numbers", numbers)
+        ids = [number.phone_number_id for number in (self.number, *numbers)]
+        wabas = {number.waba_id for number in (self.number, *numbers)}
+        templates = tuple(_template(t, i, self.waba_id) for i, t in enumerate(self.templates))
+        object.__setattr__(self, "templates", templates)
+        for template in templates:
+            if template.waba_id not in wabas:
+                raise ValueError(f"templates: {template.name} names WABA {template.waba_id}, which has no number here")
+        limit = self.templates_rate_limit_per_hour
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"templates_rate_limit_per_hour must be a positive integer or None, got {limit!r}")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"numbers: every phone_number_id must be distinct, got {ids}")
+
+    @property
+    def number(self) -> PhoneNumber:
+        """The first number, from the fields above (its throughput is `rate_limit_per_second`)."""
+        return PhoneNumber(
+            phone_number_id=self.phone_number_id,
+            waba_id=self.waba_id,
+            display_phone_number=self.display_phone_number,
+            access_token=self.access_token,
+            verified_name=self.verified_name,
+            throughput=self.rate_limit_per_second,
+            messaging_limit_tier=self.messaging_limit_tier,
+        )
 
     @classmethod
     def from_env(cls, prefix: str = "SIMULATOR_", env: Mapping[str, str] | None = None) -> SimulatorConfig:
@@ -174,6 +239,15 @@ class SimulatorConfig:
                     # does not say which one is wrong (as settings.py's ConfigError does).
                     raise ValueError(f"{variable}: cannot use {raw!r}: {exc}") from None
         return cls(**values)
+
+
+def _template(item: Template | Any, i: int, waba_id: str) -> Template:
+    if isinstance(item, Template):
+        return item
+    try:
+        return Template.from_json(item, waba_id)
+    except ValueError as exc:
+        raise ValueError(f"templates[{i}]: {exc}") from None
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -209,6 +283,19 @@ def _optional_str(text: str) -> str | None:
     return text or None
 
 
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() in ("", "none", "null", "0", "unlimited") else int(text)
+
+
+def parse_templates(text: str) -> tuple[Any, ...]:
+    """`SIMULATOR_TEMPLATES`: a JSON list of templates; each is checked (and its WABA
+    defaulted) by the config, which knows its numbers."""
+    data = json.loads(text) if text.strip() else []
+    if not isinstance(data, list):
+        raise ValueError("a JSON list of templates")
+    return tuple(data)
+
+
 _Parser = Callable[[str], Any]
 _ENV: dict[str, tuple[str, _Parser]] = {
     "LATENCY_MS": ("latency_mean_ms", float),
@@ -224,6 +311,9 @@ _BY_TYPE: dict[str, _Parser] = {
     "str | None": _optional_str,
     "Mapping[str, float]": parse_mix,
     "tuple[float, float]": parse_range,
+    "tuple[PhoneNumber, ...]": parse_numbers,
+    "tuple[Template, ...]": parse_templates,
+    "int | None": _optional_int,
 }
 for _field in fields(SimulatorConfig):
     _ENV.setdefault(_field.name.upper(), (_field.name, _BY_TYPE[str(_field.type)]))

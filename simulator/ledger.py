@@ -2,6 +2,8 @@
 
 Tests and benchmarks compare the service's own numbers with this. Updated on the hot
 path, so it is plain counters and dicts; the JSON view is built only when asked.
+Each business phone number has a ledger of its own too (`Ledger.of`), kept by the same
+calls, so one number's truth reads apart from the others' (`/ledger?phone_number_id=`).
 """
 
 from __future__ import annotations
@@ -24,16 +26,26 @@ class SendRecord:
     to: str
     wamid: str
     at: float  # unix seconds
+    #: the business number that sent it (None: a record built without one, in tests)
+    phone_number_id: str | None = None
+    #: a template message's name, language and body as the recipient reads it
+    template_name: str | None = None
+    template_language: str | None = None
+    body: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        item: dict[str, Any] = {
             "key": self.key,
             "campaign_id": self.campaign_id,
             "message_id": self.message_id,
             "to": self.to,
             "wamid": self.wamid,
             "at": self.at,
+            "phone_number_id": self.phone_number_id,
         }
+        if self.template_name is not None:
+            item["template"] = {"name": self.template_name, "language": self.template_language, "body": self.body}
+        return item
 
 
 @dataclass(slots=True)
@@ -98,15 +110,37 @@ class WebhookCounters:
 
 
 class Ledger:
-    """Counters for the whole simulator and per campaign; `to_json()` is the HTTP view."""
+    """Counters for the whole simulator, per campaign and per number; `to_json()` is the
+    HTTP view. The `number` arguments name the business number a record belongs to: it
+    is counted here and in that number's own ledger (`of`)."""
 
     def __init__(self) -> None:
         #: statuses waiting or in flight, kept by the webhook dispatcher. Not cleared by
         #: reset(): POSTs in flight then still settle their count.
         self.webhooks_pending = 0
+        #: phone_number_id -> that number's ledger (kept, and reset in place, by reset():
+        #: its pending statuses still settle)
+        self.numbers: dict[str, Ledger] = {}
         self.reset()
 
+    def of(self, phone_number_id: str) -> Ledger:
+        """The ledger of one business number (made at its first record)."""
+        found = self.numbers.get(phone_number_id)
+        if found is None:
+            found = self.numbers[phone_number_id] = Ledger()
+        return found
+
     def reset(self) -> None:
+        for child in self.numbers.values():
+            child.reset()
+        #: per business account (WABA), the wa_ids that stopped its marketing messages (a
+        #: `user_preferences` stop): refused with 131050 until they resume
+        self.opted_out: dict[str, set[str]] = {}
+        #: marketing messages refused for it
+        self.refused_opted_out = 0
+        #: webhooks of people (inbound messages, preference changes) scheduled on request
+        self.inbound_messages = 0
+        self.preference_changes = 0
         self.started_at = time.time()
         self.requests = 0
         self.accepted = 0
@@ -129,9 +163,34 @@ class Ledger:
             found = self.campaigns[campaign_id] = CampaignLedger()
         return found
 
+    def record_request(self, number: str | None = None) -> None:
+        """A send request received (for `number` when it names a registered one)."""
+        self.requests += 1
+        if number is not None:
+            self.of(number).requests += 1
+
+    def record_rate_limited(self, number: str | None = None) -> None:
+        self.rate_limited += 1
+        if number is not None:
+            self.of(number).rate_limited += 1
+
+    def record_answer_fault(self, lost: bool, number: str | None = None) -> None:
+        """An accepted send whose answer was lost (True) or given too late (False)."""
+        for ledger in (self,) if number is None else (self, self.of(number)):
+            if lost:
+                ledger.answers_lost += 1
+            else:
+                ledger.answers_slow += 1
+
     def record_accepted(self, record: SendRecord, final: str, later_failure: str | None) -> None:
         """An accepted send. A message id or phone accepted before in the same campaign,
-        under another key or request, is a duplicate send: the service must never cause one."""
+        under another key or request, is a duplicate send: the service must never cause one.
+        Counted in the ledger of `record.phone_number_id` too, when it has one."""
+        if record.phone_number_id is not None:
+            self.of(record.phone_number_id)._accepted(record, final, later_failure)
+        self._accepted(record, final, later_failure)
+
+    def _accepted(self, record: SendRecord, final: str, later_failure: str | None) -> None:
         self.accepted += 1
         if later_failure is not None:
             self.later_failures[later_failure] += 1
@@ -156,7 +215,11 @@ class Ledger:
             c.final_by_message[record.message_id] = final
             c.rejected.pop(record.message_id, None)
 
-    def record_error(self, code: str, campaign_id: int | None, message_id: int | None, transient: bool) -> None:
+    def record_error(
+        self, code: str, campaign_id: int | None, message_id: int | None, transient: bool, number: str | None = None
+    ) -> None:
+        if number is not None:
+            self.of(number).record_error(code, campaign_id, message_id, transient)
         self.immediate_errors[code] += 1
         if campaign_id is not None:
             c = self.campaign(campaign_id)
@@ -164,21 +227,31 @@ class Ledger:
             if not transient and message_id is not None and message_id not in c.final_by_message:
                 c.rejected[message_id] = code
 
-    def record_replay(self, campaign_id: int | None) -> None:
+    def record_replay(self, campaign_id: int | None, number: str | None = None) -> None:
+        if number is not None:
+            self.of(number).record_replay(campaign_id)
         self.replays += 1
         if campaign_id is not None:
             self.campaign(campaign_id).replays += 1
 
-    def record_scheduled(self, campaign_id: int | None, kinds: list[str], duplicated: bool, out_of_order: bool) -> None:
+    def record_scheduled(
+        self, campaign_id: int | None, kinds: list[str], duplicated: bool, out_of_order: bool, number: str | None = None
+    ) -> None:
         """The statuses of one message, once each (a duplicate copy counts in `duplicates`)."""
+        if number is not None:
+            self.of(number).record_scheduled(campaign_id, kinds, duplicated, out_of_order)
         self.statuses_scheduled.update(kinds)
         self.webhooks.duplicates += duplicated
         self.webhooks.out_of_order += out_of_order
         if campaign_id is not None:
             self.campaign(campaign_id).statuses_scheduled.update(kinds)
 
-    def sends(self, campaign_id: int | None = None) -> list[SendRecord]:
-        """Accepted sends of one campaign, or all of them in campaign order."""
+    def sends(self, campaign_id: int | None = None, phone_number_id: str | None = None) -> list[SendRecord]:
+        """Accepted sends of one campaign, or all of them in campaign order; of one
+        business number only when it is given."""
+        if phone_number_id is not None:
+            found_number = self.numbers.get(phone_number_id)
+            return found_number.sends(campaign_id) if found_number else []
         if campaign_id is not None:
             found = self.campaigns.get(campaign_id)
             return list(found.sends) if found else []
@@ -211,4 +284,13 @@ class Ledger:
                 "answers": w.answer_quantiles(),
             },
             "campaigns": {str(cid): c.to_json() for cid, c in sorted(self.campaigns.items())},
+            "opted_out": {waba: sorted(ids) for waba, ids in sorted(self.opted_out.items()) if ids},
+            "refused_opted_out": self.refused_opted_out,
+            "inbound_messages": self.inbound_messages,
+            "preference_changes": self.preference_changes,
+            # Per business number, in brief (the whole view: `?phone_number_id=`)
+            "numbers": {
+                pid: {"requests": n.requests, "accepted": n.accepted, "rate_limited": n.rate_limited}
+                for pid, n in sorted(self.numbers.items())
+            },
         }

@@ -6,6 +6,9 @@ A POST answered non-2xx (or not at all) goes back into the schedule with a doubl
 capped backoff, and is retried until it succeeds, runs out of attempts, or has been
 retried for `webhook_retry_for_s` (Meta: 7 days); so a receiver that is down for a while
 gets everything once it is back, and nothing waits in a sleeping task meanwhile.
+Each status is scheduled with the number that sent its message, and a POST holds one
+number's statuses only: its `entry[].id` is that number's WABA and its `metadata` that
+number (one app, so one secret signs them all, as on Meta).
 POSTs go through one aiohttp ClientSession (httpx collapses under concurrency,
 docs/STACK.md) with a bounded number in flight, so a slow receiver delays webhooks
 instead of piling up connections.
@@ -24,13 +27,15 @@ import aiohttp
 
 from simulator.config import SimulatorConfig
 from simulator.ledger import Ledger
-from simulator.wire import signature, webhook_body
+from simulator.numbers import PhoneNumber
+from simulator.wire import account_change_body, change_body, signature, webhook_body
 
 
 @dataclass(slots=True)
 class _Retry:
     """A POST that failed: its statuses, attempts so far, and when it was first tried."""
 
+    number: PhoneNumber
     statuses: list[dict[str, Any]]
     attempts: int
     first_at: float
@@ -45,9 +50,11 @@ class WebhookDispatcher:
         #: where statuses go; None schedules nothing (settable after start, for tests whose
         #: receiver port is only known once it runs)
         self.url: str | None = config.webhook_url
-        # (due monotonic time, tie-breaker, a status or a POST to retry): the sequence
-        # number keeps equal due times in scheduling order and spares comparing dicts.
-        self._heap: list[tuple[float, int, dict[str, Any] | _Retry]] = []
+        #: whose metadata a status scheduled without a number carries
+        self.default_number = config.number
+        # (due monotonic time, tie-breaker, its number, a status or a POST to retry): the
+        # sequence number keeps equal due times in scheduling order and spares comparing.
+        self._heap: list[tuple[float, int, PhoneNumber, dict[str, Any] | _Retry]] = []
         self._seq = itertools.count()
         self._posts: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -57,9 +64,10 @@ class WebhookDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def _settled(self, n: int) -> None:
-        """`n` statuses left the pending set (posted, dropped or cleared)."""
+    def _settled(self, n: int, number: PhoneNumber) -> None:
+        """`n` statuses of `number` left the pending set (posted, dropped or cleared)."""
         self.ledger.webhooks_pending -= n
+        self.ledger.of(number.phone_number_id).webhooks_pending -= n
         if self.ledger.webhooks_pending <= 0:
             self._idle.set()
 
@@ -67,12 +75,15 @@ class WebhookDispatcher:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def schedule_many(self, items: list[tuple[float, dict[str, Any]]]) -> None:
-        """Post each status at its monotonic due time (or at the first flush after it)."""
+    def schedule_many(self, items: list[tuple[float, dict[str, Any]]], number: PhoneNumber | None = None) -> None:
+        """Post each status of a message `number` sent (default: the config's number) at
+        its monotonic due time (or at the first flush after it)."""
+        number = number or self.default_number
         heap, seq = self._heap, self._seq
         for due, status in items:
-            heapq.heappush(heap, (due, next(seq), status))
+            heapq.heappush(heap, (due, next(seq), number, status))
         self.ledger.webhooks_pending += len(items)
+        self.ledger.of(number.phone_number_id).webhooks_pending += len(items)
         self._idle.clear()
 
     async def start(self) -> None:
@@ -99,9 +110,13 @@ class WebhookDispatcher:
 
     def clear(self) -> None:
         """Forget statuses not yet posted (reset). POSTs in flight finish on their own."""
-        waiting = sum(len(item.statuses) if isinstance(item, _Retry) else 1 for _, _, item in self._heap)
+        waiting: dict[str, tuple[PhoneNumber, int]] = {}
+        for _, _, number, item in self._heap:
+            n = len(item.statuses) if isinstance(item, _Retry) else 1
+            waiting[number.phone_number_id] = (number, waiting.get(number.phone_number_id, (number, 0))[1] + n)
         self._heap.clear()
-        self._settled(waiting)
+        for number, n in waiting.values():
+            self._settled(n, number)
 
     async def drain(self) -> None:
         """Wait until every scheduled status has been posted or dropped (bound it with
@@ -117,53 +132,117 @@ class WebhookDispatcher:
     def flush(self, now: float) -> None:
         """Start POSTs for everything due at `now` (float("inf") flushes everything)."""
         heap = self._heap
-        fresh: list[dict[str, Any]] = []
+        # Batched per number, in due order within each: a POST has one metadata.
+        fresh: dict[str, tuple[PhoneNumber, list[dict[str, Any]]]] = {}
         while heap and heap[0][0] <= now:
-            item = heapq.heappop(heap)[2]
+            _, _, number, item = heapq.heappop(heap)
             if isinstance(item, _Retry):
-                self._start(item.statuses, item.attempts, item.first_at)
+                self._start(item.number, item.statuses, item.attempts, item.first_at)
             else:
-                fresh.append(item)
+                fresh.setdefault(number.phone_number_id, (number, []))[1].append(item)
         size = self.config.webhook_batch_size
-        for i in range(0, len(fresh), size):
-            self._start(fresh[i : i + size], 0, time.monotonic())
+        for number, statuses in fresh.values():
+            for i in range(0, len(statuses), size):
+                self._start(number, statuses[i : i + size], 0, time.monotonic())
 
-    def _start(self, statuses: list[dict[str, Any]], attempts: int, first_at: float) -> None:
-        task = asyncio.create_task(self._post(statuses, attempts, first_at))
+    def _start(self, number: PhoneNumber, statuses: list[dict[str, Any]], attempts: int, first_at: float) -> None:
+        task = asyncio.create_task(self._post(number, statuses, attempts, first_at))
         # Strong references: the loop keeps only weak ones to tasks.
         self._posts.add(task)
         task.add_done_callback(self._posts.discard)
 
-    async def _post(self, statuses: list[dict[str, Any]], attempts: int, first_at: float) -> None:
-        config, counters = self.config, self.ledger.webhooks
+    async def _post(self, number: PhoneNumber, statuses: list[dict[str, Any]], attempts: int, first_at: float) -> None:
+        config = self.config
         n = len(statuses)
-        body = webhook_body(config.waba_id, config.display_phone_number, config.phone_number_id, statuses)
+        body = webhook_body(number.waba_id, number.display_phone_number, number.phone_number_id, statuses)
         headers = {
             "Content-Type": "application/json",
             "X-Hub-Signature-256": signature(config.app_secret, body),
             "User-Agent": "facebookexternalua",
         }
+        # The whole simulator's counters and this number's
+        both = (self.ledger.webhooks, self.ledger.of(number.phone_number_id).webhooks)
         settled = True
         try:
             if await self._attempt(body, headers):
-                counters.posts_sent += 1
-                counters.statuses_sent += n
-                counters.sent_by_kind.update(s["status"] for s in statuses)
+                for counters in both:
+                    counters.posts_sent += 1
+                    counters.statuses_sent += n
+                    counters.sent_by_kind.update(s["status"] for s in statuses)
                 return
             attempts += 1
             now = time.monotonic()
             if attempts >= config.webhook_max_attempts or now - first_at >= config.webhook_retry_for_s:
-                counters.posts_failed += 1
-                counters.statuses_dropped += n
+                for counters in both:
+                    counters.posts_failed += 1
+                    counters.statuses_dropped += n
                 return
-            counters.retries += 1
+            for counters in both:
+                counters.retries += 1
             backoff = min(config.webhook_retry_base_ms * 2 ** (attempts - 1), config.webhook_retry_max_ms) / 1000.0
-            heapq.heappush(self._heap, (now + backoff, next(self._seq), _Retry(statuses, attempts, first_at)))
+            retry = _Retry(number, statuses, attempts, first_at)
+            heapq.heappush(self._heap, (now + backoff, next(self._seq), number, retry))
             settled = False
         finally:
             # Posted, dropped or cancelled at shutdown: no longer pending either way.
             if settled:
-                self._settled(n)
+                self._settled(n, number)
+
+    def post_change(self, number: PhoneNumber, field: str, value: dict[str, Any]) -> bool:
+        """POST one change of another webhook field (an inbound message, a preference
+        change) for `number`, signed like the statuses and retried as they are, in a task
+        of its own (they are few). False when no receiver is set (nothing is posted)."""
+        if self.url is None:
+            return False
+        return self.post_body(
+            number, change_body(number.waba_id, number.display_phone_number, number.phone_number_id, field, value)
+        )
+
+    def post_account_change(self, number: PhoneNumber, field: str, value: dict[str, Any]) -> bool:
+        """POST one change about `number`'s WABA itself (a template's status), as
+        `post_change` does, without number metadata; counted under `number`."""
+        if self.url is None:
+            return False
+        return self.post_body(number, account_change_body(number.waba_id, field, value, int(time.time())))
+
+    def post_body(self, number: PhoneNumber, body: bytes) -> bool:
+        """POST a built webhook body in a task of its own, signed and retried."""
+        if self.url is None:
+            return False
+        self.ledger.webhooks_pending += 1
+        self.ledger.of(number.phone_number_id).webhooks_pending += 1
+        self._idle.clear()
+        task = asyncio.create_task(self._post_change(number, body))
+        self._posts.add(task)
+        task.add_done_callback(self._posts.discard)
+        return True
+
+    async def _post_change(self, number: PhoneNumber, body: bytes) -> None:
+        config = self.config
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": signature(config.app_secret, body),
+            "User-Agent": "facebookexternalua",
+        }
+        both = (self.ledger.webhooks, self.ledger.of(number.phone_number_id).webhooks)
+        first_at = time.monotonic()
+        try:
+            for attempt in range(1, config.webhook_max_attempts + 1):
+                if await self._attempt(body, headers):
+                    for counters in both:
+                        counters.posts_sent += 1
+                    return
+                if time.monotonic() - first_at >= config.webhook_retry_for_s:
+                    break
+                for counters in both:
+                    counters.retries += 1
+                await asyncio.sleep(
+                    min(config.webhook_retry_base_ms * 2 ** (attempt - 1), config.webhook_retry_max_ms) / 1000.0
+                )
+            for counters in both:
+                counters.posts_failed += 1
+        finally:
+            self._settled(1, number)
 
     async def _attempt(self, body: bytes, headers: dict[str, str]) -> bool:
         """One POST; True on 2xx. Connection errors and timeouts are failures, not raised."""

@@ -11,7 +11,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 DOCS = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
 
@@ -34,6 +34,7 @@ ERRORS: dict[int, ErrorInfo] = {
     4: ErrorInfo(400, "Too many calls", "The app has reached its API call rate limit.", True),
     10: ErrorInfo(403, "Permission Denied", "Permission is either not granted or has been removed."),
     100: ErrorInfo(400, "Invalid parameter", "The request included one or more unsupported or misspelled parameters."),
+    104: ErrorInfo(400, "Incorrect signature", "An access token is required to request this resource."),
     190: ErrorInfo(401, "Invalid OAuth access token - Cannot parse access token", "Invalid access token."),
     200: ErrorInfo(403, "Permission Denied", "Permission is either not granted or has been removed."),
     80007: ErrorInfo(400, "Rate limit issues", "The WhatsApp Business Account has reached its rate limit.", True),
@@ -126,6 +127,38 @@ def error_body(
     return json.dumps({"error": error}, separators=(",", ":")).encode()
 
 
+#: Graph API answers decided before WhatsApp sees the request (token, object, field)
+MISSING_TOKEN = "An access token is required to request this resource."
+INVALID_TOKEN = "Invalid OAuth access token - Cannot parse access token"
+GRAPH_DOCS = "https://developers.facebook.com/docs/graph-api"
+
+
+def no_object_message(method: str, object_id: str) -> str:
+    """Code 100 subcode 33: the same words for "does not exist" and "not this token's"."""
+    return (
+        f"Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot be loaded due to "
+        f"missing permissions, or does not support this operation. Please read the Graph API documentation at "
+        f"{GRAPH_DOCS}"
+    )
+
+
+def graph_error_body(
+    code: int,
+    message: str,
+    error_type: str = "OAuthException",
+    subcode: int | None = None,
+    fbtrace_id: str = "AsimulatedTrace",
+) -> bytes:
+    """The plain Graph API envelope (no `error_data`): what Meta answers for a missing
+    (104) or invalid (190) token, an object that does not exist or is not the token's
+    (100/33, GraphMethodException), or a field the node lacks (100)."""
+    error: dict[str, Any] = {"message": message, "type": error_type, "code": code}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    error["fbtrace_id"] = fbtrace_id
+    return json.dumps({"error": error}, separators=(",", ":")).encode()
+
+
 def accepted_body(to: str, wa_id: str, wamid: str) -> bytes:
     """The 200 answer; `to` is echoed as given (`input`), `wa_id` is its digits.
 
@@ -151,6 +184,25 @@ class BadRequest(Exception):
         self.message_id: int | None = None
 
 
+class TemplateParameter(NamedTuple):
+    """One parameter of a template send: its type, its text (a currency's or date's
+    `fallback_value`; None for media) and its `parameter_name`, if given."""
+
+    type: str
+    text: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRequest:
+    """The `template` of a send: checked against the number's WABA (template_api.py)."""
+
+    name: str
+    language: str
+    #: (component type, lower-cased: body, header, ...; its parameters), in request order
+    components: tuple[tuple[str, tuple[TemplateParameter, ...]], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class SendMessage:
     """The parts of a valid send request the simulator acts on."""
@@ -163,6 +215,9 @@ class SendMessage:
     callback_data: str | None
     campaign_id: int | None
     message_id: int | None
+    template: TemplateRequest | None = None
+    #: the template's body as the recipient reads it, once checked against the WABA
+    rendered: str | None = None
 
 
 _PHONE = re.compile(r"\+?[0-9]{5,15}")
@@ -220,42 +275,57 @@ def _parse_body(body: dict[str, Any], callback: Any, campaign_id: int | None, me
         content = _string(text, "body", "text['body']")
         if len(content) > 4096:
             raise BadRequest("Param text['body'] must be at most 4096 characters.")
+        request = None
     elif kind == "template":
-        content = _template(_object(body, "template", "template"))
+        request = _template(_object(body, "template", "template"))
+        texts = [p.text or "" for _, parameters in request.components for p in parameters]
+        content = "\x1f".join([request.name, request.language, *texts])
     else:
         raise BadRequest(f"Param type must be one of {{text, template}} in the simulator, got {kind!r}.")
     if callback is not None and (not isinstance(callback, str) or len(callback) > 512):
         raise BadRequest("Param biz_opaque_callback_data must be a string of at most 512 characters.")
-    return SendMessage(to, to.lstrip("+"), kind, content, callback, campaign_id, message_id)
+    return SendMessage(to, to.lstrip("+"), kind, content, callback, campaign_id, message_id, request)
 
 
-def _template(template: dict[str, Any]) -> str:
+def _template(template: dict[str, Any]) -> TemplateRequest:
+    """The shape of a `template` object; whether the WABA has it, approved and with
+    these parameters, is the engine's question (template_api.render_send)."""
     name = _string(template, "name", "template['name']")
     language = _string(_object(template, "language", "template['language']"), "code", "template['language']['code']")
     components = template.get("components", [])
     if not isinstance(components, list):
         raise BadRequest("Param template['components'] must be an array.")
-    texts: list[str] = []
+    parsed: list[tuple[str, tuple[TemplateParameter, ...]]] = []
     for i, component in enumerate(components):
         if not isinstance(component, dict) or not isinstance(component.get("type"), str):
             raise BadRequest(f"Param template['components'][{i}]['type'] is required.")
         parameters = component.get("parameters", [])
         if not isinstance(parameters, list):
             raise BadRequest(f"Param template['components'][{i}]['parameters'] must be an array.")
-        for j, parameter in enumerate(parameters):
-            where = f"template['components'][{i}]['parameters'][{j}]"
-            if not isinstance(parameter, dict) or not isinstance(parameter.get("type"), str):
-                raise BadRequest(f"Param {where}['type'] is required.")
-            if parameter["type"] == "text" and not isinstance(parameter.get("text"), str):
-                raise BadRequest(f"Param {where}['text'] is required.")
-            texts.append(str(parameter.get("text", "")))
-    if name.startswith("bad_"):
-        raise BadRequest(
-            f"template name ({name}) does not exist in {language}",
-            code=132001,
-            message="Template name does not exist in the translation",
-        )
-    return "\x1f".join([name, language, *texts])
+        parsed.append((component["type"].lower(), tuple(_parameter(p, i, j) for j, p in enumerate(parameters))))
+    return TemplateRequest(name, language, tuple(parsed))
+
+
+def _parameter(parameter: Any, i: int, j: int) -> TemplateParameter:
+    where = f"template['components'][{i}]['parameters'][{j}]"
+    if not isinstance(parameter, dict) or not isinstance(parameter.get("type"), str):
+        raise BadRequest(f"Param {where}['type'] is required.")
+    kind = parameter["type"]
+    name = parameter.get("parameter_name")
+    if name is not None and not isinstance(name, str):
+        raise BadRequest(f"Param {where}['parameter_name'] must be a string.")
+    if kind == "text":
+        if not isinstance(parameter.get("text"), str):
+            raise BadRequest(f"Param {where}['text'] is required.")
+        return TemplateParameter(kind, parameter["text"], name)
+    if kind in ("currency", "date_time"):
+        # What a client without the locale's formatting shows (Meta requires it).
+        value = parameter.get(kind)
+        fallback = value.get("fallback_value") if isinstance(value, dict) else None
+        if not isinstance(fallback, str):
+            raise BadRequest(f"Param {where}['{kind}']['fallback_value'] is required.")
+        return TemplateParameter(kind, fallback, name)
+    return TemplateParameter(kind, None, name)
 
 
 def _callback_ids(value: str | None) -> tuple[int | None, int | None]:
@@ -275,6 +345,12 @@ def _callback_ids(value: str | None) -> tuple[int | None, int | None]:
 _PRICING = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "marketing"}
 
 
+def pricing_object(category: str) -> dict[str, Any]:
+    """A status's `pricing` for a message billed in `category` (marketing, utility,
+    authentication, ...): billable, per-message pricing."""
+    return {"billable": True, "pricing_model": "PMP", "type": "regular", "category": category}
+
+
 def status_object(
     wamid: str,
     status: str,
@@ -282,8 +358,9 @@ def status_object(
     recipient_id: str,
     callback_data: str | None,
     error_code: int | None = None,
+    pricing: dict[str, Any] | None = _PRICING,
 ) -> dict[str, Any]:
-    """One entry of `value.statuses`, as Meta sends it (pricing on sent and delivered,
+    """One entry of `value.statuses`, as Meta sends it (`pricing` on sent and delivered,
     since receivers must tolerate it; `errors` on failed only)."""
     item: dict[str, Any] = {
         "id": wamid,
@@ -291,8 +368,8 @@ def status_object(
         "timestamp": str(timestamp),
         "recipient_id": recipient_id,
     }
-    if status in ("sent", "delivered"):
-        item["pricing"] = _PRICING
+    if status in ("sent", "delivered") and pricing is not None:
+        item["pricing"] = pricing
     if callback_data is not None:
         item["biz_opaque_callback_data"] = callback_data
     if error_code is not None:
@@ -307,6 +384,65 @@ def status_object(
             }
         ]
     return item
+
+
+def change_body(
+    waba_id: str, display_phone_number: str, phone_number_id: str, field: str, value: dict[str, Any]
+) -> bytes:
+    """One change of webhook field `field` (messages, user_preferences) in one POST: its
+    `value` with the number's metadata first, as Meta writes it."""
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": waba_id,
+                "changes": [
+                    {
+                        "field": field,
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": display_phone_number,
+                                "phone_number_id": phone_number_id,
+                            },
+                        }
+                        | value,
+                    }
+                ],
+            }
+        ],
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def account_change_body(waba_id: str, field: str, value: dict[str, Any], timestamp: int) -> bytes:
+    """One change of a field about the account itself (`message_template_status_update`):
+    no number's metadata, the entry's `time` (MD/webhooks/reference/message_template_status_update)."""
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": waba_id, "time": timestamp, "changes": [{"value": value, "field": field}]}],
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def inbound_text_value(wa_id: str, name: str, message_id: str, timestamp: int, body: str) -> dict[str, Any]:
+    """`value` of a `messages` change carrying one inbound text message
+    (MD/webhooks/reference/messages/text)."""
+    return {
+        "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+        "messages": [
+            {"from": wa_id, "id": message_id, "timestamp": str(timestamp), "type": "text", "text": {"body": body}}
+        ],
+    }
+
+
+def user_preferences_value(wa_id: str, value: str, timestamp: int, category: str, detail: str | None) -> dict[str, Any]:
+    """`value` of a `user_preferences` change: the user stopped or resumed a category of
+    messages in WhatsApp (MD/webhooks/reference/user_preferences)."""
+    item: dict[str, Any] = {"wa_id": wa_id, "category": category, "value": value, "timestamp": timestamp}
+    if detail:
+        item["detail"] = detail
+    return {"contacts": [{"wa_id": wa_id}], "user_preferences": [item]}
 
 
 def webhook_body(

@@ -60,10 +60,36 @@ class Sim:
         async with self.http.post(f"{self.url}/{version}/{phone_number_id}/messages", data=data, headers=headers) as r:
             return Reply(r.status, await r.json(content_type=None), dict(r.headers))
 
-    async def ledger(self) -> dict[str, Any]:
-        async with self.http.get(f"{self.url}/_simulator/ledger") as r:
+    async def ledger(self, phone_number_id: str | None = None) -> dict[str, Any]:
+        params = {"phone_number_id": phone_number_id} if phone_number_id else None
+        async with self.http.get(f"{self.url}/_simulator/ledger", params=params) as r:
             assert r.status == 200
             return await r.json()
+
+    async def lookup(
+        self, phone_number_id: str, fields: str | None = None, token: str | None = TOKEN, version: str = "v26.0"
+    ) -> Reply:
+        """`GET /{version}/{phone_number_id}?fields=...` as the service checks a sender."""
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        params = {"fields": fields} if fields is not None else None
+        async with self.http.get(f"{self.url}/{version}/{phone_number_id}", params=params, headers=headers) as r:
+            return Reply(r.status, await r.json(content_type=None), dict(r.headers))
+
+    async def register(self, **number: Any) -> Reply:
+        """`POST /_simulator/numbers` with these fields."""
+        async with self.http.post(f"{self.url}/_simulator/numbers", json=number) as r:
+            return Reply(r.status, await r.json(), dict(r.headers))
+
+
+def second_number(**fields: Any) -> dict[str, Any]:
+    """A number of another WABA, with a token of its own."""
+    return {
+        "phone_number_id": "100000000000002",
+        "waba_id": "200000000000002",
+        "display_phone_number": "15550000002",
+        "verified_name": "Second Shop",
+        "access_token": "token-2",
+    } | fields
 
 
 def text(to: str, body: str = "Hi", callback: str | None = None) -> dict[str, Any]:
@@ -84,8 +110,11 @@ def phone(i: int) -> str:
     return f"+1415{2000000 + i:07d}"
 
 
-def template(to: str, name: str = "spring_sale", callback: str | None = None) -> dict[str, Any]:
-    """A Cloud API template message request."""
+def template(
+    to: str, name: str = "spring_sale", callback: str | None = None, parameters: tuple[str, ...] = ("Ada", "20%")
+) -> dict[str, Any]:
+    """A Cloud API template message request; by default of the sample `spring_sale`
+    (en_US, two positional body parameters) every simulator serves."""
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -94,7 +123,7 @@ def template(to: str, name: str = "spring_sale", callback: str | None = None) ->
         "template": {
             "name": name,
             "language": {"code": "en_US"},
-            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ada"}]}],
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": p} for p in parameters]}],
         },
     }
     if callback is not None:
@@ -112,6 +141,19 @@ def assert_error(reply: Reply, status: int, code: int) -> dict[str, Any]:
     assert error["error_data"]["messaging_product"] == "whatsapp"
     assert isinstance(error["error_data"]["details"], str)
     assert error["fbtrace_id"]
+    return error
+
+
+def assert_graph_error(
+    reply: Reply, status: int, code: int, error_type: str = "OAuthException", subcode: int | None = None
+) -> dict[str, Any]:
+    """The Graph API's own envelope (token, object, field errors): message, type, code,
+    error_subcode when there is one, fbtrace_id; no WhatsApp `error_data`."""
+    assert reply.status == status, reply
+    error = reply.body["error"]
+    assert (error["code"], error["type"], error.get("error_subcode")) == (code, error_type, subcode)
+    assert isinstance(error["message"], str) and error["message"]
+    assert "error_data" not in error and error["fbtrace_id"]
     return error
 
 

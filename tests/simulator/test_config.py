@@ -230,3 +230,92 @@ def test_a_value_that_does_not_parse_is_refused_naming_its_variable() -> None:
     ]:
         with pytest.raises(ValueError, match=variable):
             SimulatorConfig.from_env(env={variable: text})
+
+
+# --- numbers ---------------------------------------------------------------------------
+
+
+def test_the_first_number_is_the_configs_and_more_come_from_the_environment() -> None:
+    config = SimulatorConfig.from_env(
+        env={
+            "SIMULATOR_VERIFIED_NAME": "Acme",
+            "SIMULATOR_MESSAGING_LIMIT_TIER": "TIER_2K",
+            "SIMULATOR_RATE_LIMIT": "80",
+            "SIMULATOR_NUMBERS": '[{"phone_number_id": "100000000000002", "waba_id": "200000000000002",'
+            ' "display_phone_number": "15550000002", "access_token": "token-2", "throughput": 20}]',
+        }
+    )
+    first = config.number
+    assert (first.phone_number_id, first.waba_id, first.display_phone_number) == (
+        PHONE_NUMBER_ID,
+        "200000000000001",
+        "15550000001",
+    )
+    assert (first.verified_name, first.messaging_limit_tier, first.throughput) == ("Acme", "TIER_2K", 80.0)
+    [second] = config.numbers
+    assert (second.phone_number_id, second.access_token, second.throughput) == ("100000000000002", "token-2", 20.0)
+    assert SimulatorConfig().number.throughput is None  # unlimited, as rate_limit_per_second
+
+
+def test_numbers_are_validated_with_the_config() -> None:
+    with pytest.raises(ValueError, match="messaging_limit_tier"):
+        SimulatorConfig(messaging_limit_tier="TIER_1K")
+    with pytest.raises(ValueError, match="distinct"):
+        # a mapping is taken as the control API's JSON
+        make(
+            numbers=(
+                {"phone_number_id": PHONE_NUMBER_ID, "waba_id": "1", "display_phone_number": "1", "access_token": "x"},
+            )
+        )
+    with pytest.raises(ValueError, match="SIMULATOR_NUMBERS"):
+        SimulatorConfig.from_env(env={"SIMULATOR_NUMBERS": '[{"phone_number_id": "7"}]'})
+
+
+def test_the_pricing_category_and_the_opted_out_answer_are_checked() -> None:
+    assert SimulatorConfig().pricing_category == "marketing" and SimulatorConfig().opted_out_answer == "status"
+    env = {"SIMULATOR_PRICING_CATEGORY": "utility", "SIMULATOR_OPTED_OUT_ANSWER": "error"}
+    config = SimulatorConfig.from_env(env=env)
+    assert (config.pricing_category, config.opted_out_answer) == ("utility", "error")
+    with pytest.raises(ValueError, match="pricing_category"):
+        SimulatorConfig(pricing_category="market ing")
+    with pytest.raises(ValueError, match="opted_out_answer"):
+        SimulatorConfig(opted_out_answer="silently")
+
+
+def test_templates_and_their_listing_budget_come_from_the_environment() -> None:
+    config = SimulatorConfig.from_env(
+        env={
+            "SIMULATOR_NUMBERS": '[{"phone_number_id": "100000000000002", "waba_id": "200000000000002", '
+            '"display_phone_number": "15550000002", "access_token": "token-2"}]',
+            "SIMULATOR_TEMPLATES": '[{"name": "welcome", "language": "en", "category": "UTILITY", "body": "Hi"},'
+            ' {"name": "promo", "language": "en", "category": "MARKETING", "body": "Sale", "waba_id": "200000000000002"}]',
+            "SIMULATOR_SAMPLE_TEMPLATES": "false",
+            "SIMULATOR_TEMPLATES_RATE_LIMIT_PER_HOUR": "none",
+        }
+    )
+    assert [(t.waba_id, t.name) for t in config.templates] == [
+        (config.waba_id, "welcome"),
+        ("200000000000002", "promo"),
+    ]
+    assert config.sample_templates is False and config.templates_rate_limit_per_hour is None
+    assert SimulatorConfig().templates_rate_limit_per_hour == 5000 and SimulatorConfig().sample_templates is True
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        (
+            {"templates": ({"name": "x", "language": "en", "category": "PROMO", "body": "Hi"},)},
+            "templates[0]: category",
+        ),
+        (
+            {"templates": ({"name": "x", "language": "en", "category": "UTILITY", "body": "Hi", "waba_id": "9"},)},
+            "WABA 9, which has no number here",
+        ),
+        ({"templates_rate_limit_per_hour": 0}, "templates_rate_limit_per_hour"),
+    ],
+)
+def test_templates_are_validated_with_the_config(fields: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        make(**fields)
+    assert words in str(refused.value)

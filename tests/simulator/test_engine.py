@@ -15,7 +15,17 @@ from simulator import Simulator, SimulatorConfig
 from simulator.engine import Answer, ThroughputTier
 from simulator.fate import decide, make_wamid
 from simulator.ledger import SendRecord
-from tests.simulator.conftest import PHONE_NUMBER_ID, TOKEN, Reply, assert_error, phone, running, template, text
+from tests.simulator.conftest import (
+    PHONE_NUMBER_ID,
+    TOKEN,
+    Reply,
+    assert_error,
+    assert_graph_error,
+    phone,
+    running,
+    template,
+    text,
+)
 from tests.waiting import until
 
 # --- answers ---------------------------------------------------------------------------
@@ -36,22 +46,24 @@ async def test_text_send_is_accepted_in_the_cloud_api_shape() -> None:
     assert ledger["campaigns"]["1"]["accepted"] == 1
 
 
-async def test_wrong_or_missing_token_is_401_code_190() -> None:
+async def test_a_wrong_token_is_401_code_190_and_a_missing_one_400_code_104() -> None:
+    """The Graph API's answers, before WhatsApp sees the request (docs/STACK.md)."""
     async with running() as sim:
         wrong = await sim.send(text(phone(1)), token="nope")
         missing = await sim.send(text(phone(1)), token=None)
         ledger = await sim.ledger()
-    for reply in (wrong, missing):
-        error = assert_error(reply, 401, 190)
-        assert error["message"] == "Invalid OAuth access token - Cannot parse access token"
-    assert ledger["accepted"] == 0 and ledger["immediate_errors"] == {"190": 2}
+    error = assert_graph_error(wrong, 401, 190)
+    assert error["message"] == "Invalid OAuth access token - Cannot parse access token"
+    error = assert_graph_error(missing, 400, 104)
+    assert error["message"] == "An access token is required to request this resource."
+    assert ledger["accepted"] == 0 and ledger["immediate_errors"] == {"190": 1, "104": 1}
 
 
-async def test_wrong_phone_number_id_is_400_code_100() -> None:
+async def test_wrong_phone_number_id_is_400_code_100_subcode_33() -> None:
     async with running() as sim:
         reply = await sim.send(text(phone(1)), phone_number_id="999")
-    error = assert_error(reply, 400, 100)
-    assert "999" in error["message"] and error["error_subcode"] == 33
+    error = assert_graph_error(reply, 400, 100, "GraphMethodException", 33)
+    assert error["message"].startswith("Unsupported post request. Object with ID '999' does not exist")
 
 
 @pytest.mark.parametrize(
@@ -91,7 +103,7 @@ async def test_malformed_body_is_400_code_100_naming_the_field(payload: Any, nam
     assert named in error["message"] and named in error["error_data"]["details"]
 
 
-async def test_template_name_starting_with_bad_is_132001() -> None:
+async def test_a_template_the_waba_lacks_is_132001() -> None:
     async with running() as sim:
         reply = await sim.send(template(phone(1), name="bad_promo", callback="c3:m1"), key="msg-1")
         ledger = await sim.ledger()
@@ -266,10 +278,10 @@ async def test_checks_run_token_first_then_phone_number_id_then_body() -> None:
     no_token = await simulator.handle_send("999", None, None, bad_body)
     no_number = await simulator.handle_send("999", AUTHORIZATION, None, bad_body)
     no_body = await simulator.handle_send(PHONE_NUMBER_ID, AUTHORIZATION, None, bad_body)
-    assert [json.loads(a.body)["error"]["code"] for a in (no_token, no_number, no_body)] == [190, 100, 100]
+    assert [json.loads(a.body)["error"]["code"] for a in (no_token, no_number, no_body)] == [104, 100, 100]
     assert json.loads(no_number.body)["error"]["error_subcode"] == 33
     assert "error_subcode" not in json.loads(no_body.body)["error"]
-    assert dict(simulator.ledger.immediate_errors) == {"190": 1, "100": 2}
+    assert dict(simulator.ledger.immediate_errors) == {"104": 1, "100": 2}
 
 
 async def test_every_error_answer_has_a_trace_id_of_its_own() -> None:

@@ -170,7 +170,14 @@ def test_a_send_record_reads_as_json() -> None:
         "to": phone(1),
         "wamid": "wamid.1",
         "at": 1.7e9,
+        "phone_number_id": None,
     }
+
+
+def test_a_template_send_record_also_says_what_the_recipient_read() -> None:
+    sent = record(1, phone(1))
+    sent.template_name, sent.template_language, sent.body = "spring_sale", "en_US", "Hi Ada"
+    assert sent.to_json()["template"] == {"name": "spring_sale", "language": "en_US", "body": "Hi Ada"}
 
 
 def test_webhook_answer_quantiles_are_in_milliseconds_and_none_before_any_answer() -> None:
@@ -201,6 +208,35 @@ def test_the_json_view_names_every_status_kind_and_sorts_campaigns_by_id() -> No
         "sent_by_kind",
         "answers",
     }
+
+
+def test_a_record_of_a_number_counts_in_all_and_in_that_numbers_own_ledger() -> None:
+    ledger = Ledger()
+    sent = SendRecord("msg-1", 4, 1, phone(1), "wamid.1", 1.7e9, "7")
+    ledger.record_request("7")
+    ledger.record_request(None)  # a request to no number of this simulator
+    ledger.record_accepted(sent, "delivered", None)
+    ledger.record_error("131026", 4, 2, transient=False, number="7")
+    ledger.record_rate_limited("8")
+    ledger.record_answer_fault(True, "7")
+    ledger.record_replay(4, "7")
+    ledger.record_scheduled(4, ["sent"], duplicated=False, out_of_order=False, number="7")
+    seven = ledger.of("7")
+    assert (ledger.requests, seven.requests) == (2, 1)
+    assert ledger.accepted == seven.accepted == 1 and seven.campaign(4).final_by_message == {1: "delivered"}
+    assert seven.immediate_errors == {"131026": 1} and seven.campaign(4).rejected == {2: "131026"}
+    assert (ledger.rate_limited, seven.rate_limited, ledger.of("8").rate_limited) == (1, 0, 1)
+    assert ledger.answers_lost == seven.answers_lost == 1 and seven.replays == 1
+    assert seven.statuses_scheduled == {"sent": 1}
+    assert ledger.sends(phone_number_id="7") == [sent] and ledger.sends(phone_number_id="9") == []
+    assert ledger.to_json()["numbers"] == {
+        "7": {"requests": 1, "accepted": 1, "rate_limited": 0},
+        "8": {"requests": 0, "accepted": 0, "rate_limited": 1},
+    }
+    seven.webhooks_pending = 3
+    ledger.reset()
+    # kept and reset in place: statuses in flight still settle into it
+    assert ledger.of("7") is seven and seven.accepted == 0 and seven.webhooks_pending == 3
 
 
 def test_reset_forgets_everything_but_the_statuses_still_pending() -> None:

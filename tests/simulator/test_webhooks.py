@@ -1,5 +1,6 @@
 """Status webhooks from the simulator to a receiver over real HTTP: Meta's format, the
-signature, batching, duplicates, out-of-order ones, retries and drops."""
+signature, batching, duplicates, out-of-order ones, retries and drops, and the
+metadata of the number that sent each message."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from simulator import SimulatorConfig
-from tests.simulator.conftest import Receiver, phone, running, text
+from simulator.numbers import PhoneNumber
+from tests.simulator.conftest import Receiver, phone, running, second_number, text
 
 
 def fast(**fields: Any) -> SimulatorConfig:
@@ -167,3 +169,47 @@ async def test_the_webhook_url_can_be_set_once_the_receiver_runs(receiver: Recei
             "pricing": {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "marketing"},
         }
     ]
+
+
+async def test_each_status_carries_the_waba_and_metadata_of_the_number_that_sent_it(receiver: Receiver) -> None:
+    second = PhoneNumber.from_json(second_number())
+    config = fast(
+        webhook_url=receiver.url,
+        delivered_probability=1.0,
+        read_probability=0.0,
+        duplicate_webhook_probability=0.0,
+        webhook_batch_size=50,
+        numbers=(second,),
+    )
+    first = config.number
+    async with running(config) as sim:
+        sends = [sim.send(text(phone(i), callback=f"c1:m{i}"), key=f"msg-{i}") for i in range(10)]
+        sends += [
+            sim.send(
+                text(phone(i), callback=f"c2:m{i}"), key=f"msg-{i}", token="token-2", phone_number_id="100000000000002"
+            )
+            for i in range(10)
+        ]
+        replies = await asyncio.gather(*sends)
+        async with asyncio.timeout(5):
+            await sim.simulator.webhooks.drain()
+        own = await sim.ledger("100000000000002")
+    sender = {r.body["messages"][0]["id"]: (first if i < 10 else second) for i, r in enumerate(replies)}
+    assert receiver.bad_signatures == 0  # one app, one secret, for every number
+    seen: Counter[str] = Counter()
+    for post in receiver.posts:
+        [entry] = post["entry"]
+        value = entry["changes"][0]["value"]
+        # a POST holds one number's statuses only, batched as they may be
+        numbers = {sender[s["id"]] for s in value["statuses"]}
+        assert len(numbers) == 1
+        [number] = numbers
+        assert entry["id"] == number.waba_id
+        assert value["metadata"] == {
+            "display_phone_number": number.display_phone_number,
+            "phone_number_id": number.phone_number_id,
+        }
+        seen[number.phone_number_id] += len(value["statuses"])
+    assert seen == {first.phone_number_id: 20, second.phone_number_id: 20}  # sent + delivered each
+    assert own["webhooks"]["statuses_sent"] == 20 and own["webhooks"]["statuses_pending"] == 0
+    assert own["statuses_scheduled"] == {"sent": 10, "delivered": 10, "read": 0, "failed": 0}

@@ -17,13 +17,18 @@ from simulator.wire import (
     ERRORS,
     BadRequest,
     SendMessage,
+    TemplateParameter,
     accepted_body,
+    change_body,
     error_body,
     error_info,
+    inbound_text_value,
     is_transient,
     parse_send,
+    pricing_object,
     signature,
     status_object,
+    user_preferences_value,
     webhook_body,
 )
 from tests.simulator.conftest import template, text
@@ -141,7 +146,7 @@ def test_type_and_recipient_type_default_as_metas_do() -> None:
 
 def test_a_template_request_is_keyed_by_name_language_and_parameter_texts() -> None:
     message = parse_send(body(template("14155550100", callback="c1:m2")))
-    assert message.kind == "template" and message.content == "spring_sale\x1fen_US\x1fAda"
+    assert message.kind == "template" and message.content == "spring_sale\x1fen_US\x1fAda\x1f20%"
     other = template("14155550100")
     other["template"]["components"][0]["parameters"][0]["text"] = "Bob"
     assert parse_send(body(other)).content != message.content
@@ -203,10 +208,28 @@ def test_a_bad_template_request_is_refused_with_code_100_naming_the_field(change
     assert bad.code == 100 and named in bad.details and bad.campaign_id == 2
 
 
-def test_a_template_meta_does_not_know_is_refused_with_132001() -> None:
-    bad = refusal(template("14155550100", name="bad_promo"))
-    assert bad.code == 132001 and bad.message == "Template name does not exist in the translation"
-    assert bad.details == "template name (bad_promo) does not exist in en_US"
+def test_a_template_request_keeps_its_parameters_for_the_wabas_check() -> None:
+    """Whether the template exists is the engine's question (tests/simulator/test_template_api.py)."""
+    payload = template("14155550100", name="bad_promo")
+    payload["template"]["components"][0]["parameters"][1] = {
+        "type": "currency",
+        "parameter_name": "price",
+        "currency": {"fallback_value": "$5", "code": "USD", "amount_1000": 5000},
+    }
+    request = parse_send(body(payload)).template
+    assert request is not None and (request.name, request.language) == ("bad_promo", "en_US")
+    assert request.components == (
+        ("body", (TemplateParameter("text", "Ada", None), TemplateParameter("currency", "$5", "price"))),
+    )
+
+
+def test_a_named_parameter_must_be_a_string_and_a_currency_needs_its_fallback() -> None:
+    named = template("14155550100")
+    named["template"]["components"][0]["parameters"][0]["parameter_name"] = 7
+    assert "['parameter_name']" in refusal(named).details
+    money = template("14155550100")
+    money["template"]["components"][0]["parameters"][0] = {"type": "currency", "currency": {"code": "USD"}}
+    assert "['currency']['fallback_value']" in refusal(money).details
 
 
 def test_a_body_that_is_not_a_json_object_is_refused() -> None:
@@ -284,3 +307,38 @@ def test_the_signature_is_hmac_sha256_of_the_raw_body_with_the_app_secret() -> N
     assert signature("app-secret", raw) == f"sha256={expected}"
     assert signature("other-secret", raw) != signature("app-secret", raw)
     assert signature("app-secret", raw + b" ") != signature("app-secret", raw)
+
+
+def test_pricing_names_the_category_and_a_status_may_carry_none() -> None:
+    utility = pricing_object("utility")
+    assert utility == {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "utility"}
+    assert status_object("wamid.A", "sent", 1, "14155550100", None, pricing=utility)["pricing"] == utility
+    assert "pricing" not in status_object("wamid.A", "sent", 1, "14155550100", None, pricing=None)
+
+
+def test_other_fields_are_one_change_with_the_numbers_metadata() -> None:
+    value = user_preferences_value("14155550100", "stop", 1731705721, "marketing_messages", "Stop promotions")
+    payload = json.loads(change_body("200000000000001", "15550000001", "100000000000001", "user_preferences", value))
+    [entry] = payload["entry"]
+    [change] = entry["changes"]
+    assert (payload["object"], entry["id"], change["field"]) == (
+        "whatsapp_business_account",
+        "200000000000001",
+        "user_preferences",
+    )
+    assert change["value"]["metadata"] == {"display_phone_number": "15550000001", "phone_number_id": "100000000000001"}
+    assert change["value"]["user_preferences"] == [
+        {
+            "wa_id": "14155550100",
+            "category": "marketing_messages",
+            "value": "stop",
+            "timestamp": 1731705721,
+            "detail": "Stop promotions",
+        }
+    ]
+    inbound = inbound_text_value("14155550100", "Ann", "wamid.IN", 1731705800, "STOP")
+    assert inbound["messages"] == [
+        {"from": "14155550100", "id": "wamid.IN", "timestamp": "1731705800", "type": "text", "text": {"body": "STOP"}}
+    ]
+    assert inbound["contacts"] == [{"profile": {"name": "Ann"}, "wa_id": "14155550100"}]
+    assert "detail" not in user_preferences_value("1", "resume", 1, "marketing_messages", None)["user_preferences"][0]
