@@ -40,10 +40,13 @@ def _uvicorn_config(app: Any, host: str, port: int, **extra: Any) -> Any:
 def _production_settings(command: str) -> Settings:
     """The environment's settings, refused (exit 2, naming the variable) where a secret
     is empty or the development one: only `campaigns dev` runs with those."""
+    from services.tokens import TokenBox, TokenKeyError
+
     try:
         settings = Settings.from_env()
         settings.check_production(command)
-    except ConfigError as exc:
+        TokenBox(settings.sender_token_key)  # a key that cannot seal is refused now, not at the first connect
+    except (ConfigError, TokenKeyError) as exc:
         print(f"campaigns {command}: {exc}", file=sys.stderr)
         sys.exit(2)
     return settings
@@ -211,6 +214,32 @@ async def _dev_key(settings: Settings) -> str:
     return key
 
 
+async def _dev_sender(settings: Settings, key: str, config: Any) -> None:
+    """The development workspace sends from the simulator's number, connected as a
+    sender (GraphQL `senders` shows it) without a lookup: the simulator is ours."""
+    from domain.senders import Tier, parse_tier
+    from runtime.database import orm
+    from services.auth import authenticate
+    from services.senders import ensure_sender
+    from services.tokens import TokenBox
+
+    async with orm(settings):
+        principal = await authenticate(key)
+        assert principal is not None
+        await ensure_sender(
+            principal.workspace_id,
+            TokenBox(settings.sender_token_key),
+            name="Simulator",
+            waba_id=config.waba_id,
+            phone_number_id=config.phone_number_id,
+            display_phone_number=config.display_phone_number,
+            access_token=config.access_token,
+            # the rate dev sent at before senders existed (WHATSAPP_RATE_LIMIT)
+            throughput=min(settings.whatsapp_rate_limit, 1000),
+            tier=parse_tier(getattr(config, "messaging_limit_tier", None)) or Tier.TIER_250,
+        )
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     from runtime.embedded_redis import EmbeddedRedis
 
@@ -251,13 +280,15 @@ async def _dev(settings: Settings, host: str, port: int, args: argparse.Namespac
     key = await _dev_key(settings)
     base = f"http://{host}:{port}"
     simulated = settings.whatsapp_api_base is None
+    sim_config = _simulator_config(args, f"{base}/webhooks/whatsapp")
     if simulated:
         settings = dataclasses.replace(settings, whatsapp_api_base=f"{base}/simulator")
+        await _dev_sender(settings, key, sim_config)
     app = create_app(settings)
     simulator = None
     if simulated:
         # The simulator answers sends under /simulator and posts receipts to our webhook.
-        sim_app = create_simulator_app(_simulator_config(args, f"{base}/webhooks/whatsapp"))
+        sim_app = create_simulator_app(sim_config)
         simulator = sim_app.state.simulator
         app.router.routes.insert(0, Mount("/simulator", app=sim_app))
     print(

@@ -33,12 +33,13 @@ from schema.context import Context
 from schema.ws_handlers import LegacyWSHandler, TransportWSHandler
 from services.auth import authenticate, bearer_token, hash_key
 from services.inbox import InboxApplier, InboxWriter
+from services.tokens import TokenBox
 from settings import Settings
 from web import dashboard as dashboard_package
 from web import graphiql
 from web.auth import ApiKeyMiddleware
 from web.csp import page_policy
-from web.csv_routes import export_report, import_recipients
+from web.csv_routes import export_opt_out_list, export_report, import_opt_out_list, import_recipients
 from web.errors import http_exception_response
 from web.graphql_http import GraphQLOverHTTP
 from web.health import healthz, readyz
@@ -161,9 +162,13 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         app.state.effects = LifecycleEffects(app.state.redis, app.state.publisher)
         # sendTestMessage's provider: few calls, so a small connection pool
         app.state.provider = provider_from(settings, concurrency=10)
+        app.state.token_box = TokenBox(settings.sender_token_key)
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             publisher = app.state.publisher
-            app.state.applier = InboxApplier(publisher.touched if publisher is not None else None)
+            app.state.applier = InboxApplier(
+                publisher.touched if publisher is not None else None,
+                bootstrap_number=settings.whatsapp_phone_number_id,
+            )
             app.state.inbox = InboxWriter(on_commit=app.state.applier.wake)
             await app.state.inbox.start()
             await app.state.applier.start()
@@ -200,6 +205,8 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         WebSocketRoute("/graphql", graphql),
         Route("/campaigns/{id}/recipients", import_recipients, methods=["POST"]),
         Route("/campaigns/{id}/report.csv", export_report, methods=["GET"]),
+        Route("/opt-outs", import_opt_out_list, methods=["POST"]),
+        Route("/opt-outs.csv", export_opt_out_list, methods=["GET"]),
         Route(WEBHOOK_PATH, whatsapp_webhook_verify),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -30,6 +30,7 @@
 | WEBHOOK_ALLOW_PRIVATE_URLS | false | outbound webhooks may call private, loopback, link-local hosts (dev: true) |
 | WEBHOOK_TIMEOUT_S | 10 | seconds a receiver has to answer an outbound webhook |
 | WEBHOOK_RETRY_BASE_S | 10 | first retry delay of an outbound webhook; doubles each attempt, at most an hour |
+| SENDER_TOKEN_KEY | (dev key) | Fernet keys, comma-separated, sealing senders' access tokens (the first seals) |
 | WEBHOOK_RETRY_FOR_S | 86400 | how long an outbound webhook is retried before it is marked failed |
 """
 
@@ -112,6 +113,8 @@ class Settings:
     webhook_timeout_s: float = 10.0
     webhook_retry_base_s: float = 10.0
     webhook_retry_for_s: float = 24 * 3600.0
+    #: base64 of b"dev-sender-token-key-not-secret!": `serve` and `worker` refuse it
+    sender_token_key: str = "ZGV2LXNlbmRlci10b2tlbi1rZXktbm90LXNlY3JldCE="
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -151,8 +154,8 @@ class Settings:
     def check_production(self, command: str) -> None:
         """`serve` and `worker` refuse secrets that are empty or the development ones
         (only `campaigns dev` runs with those); raises ConfigError naming the variable."""
-        needed = {"worker": ("whatsapp_access_token",)}.get(
-            command, ("whatsapp_access_token", "whatsapp_app_secret", "whatsapp_verify_token")
+        needed = {"worker": ("whatsapp_access_token", "sender_token_key")}.get(
+            command, ("whatsapp_access_token", "whatsapp_app_secret", "whatsapp_verify_token", "sender_token_key")
         )
         for name in needed:
             value = getattr(self, name)

@@ -276,9 +276,9 @@ class Run:
         due, sent, total = time.monotonic(), 0, 10**6
         while time.time() < until:
             sent += 1
-            stats = {"total": total, "pending": total - sent, "sent": sent, "delivered": 0, "read": 0, "failed": 0}
+            stats = {"total": total, "pending": total - sent, "sent": sent, "delivered": 0, "read": 0, "replied": 0}
             event = {"type": "progress", "campaign_id": pk, "workspace_id": 1, "status": "PROCESSING", "version": 2}
-            event |= {"stats": stats | {"cancelled": 0}, "at": time.time()}
+            event |= {"stats": stats | {"failed": 0, "cancelled": 0}, "at": time.time()}
             await self.redis.publish(progress_channel(pk), json.dumps(event))
             due += 1 / self.args.rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))

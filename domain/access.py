@@ -22,7 +22,7 @@ class Scope(StrEnum):
     #: everything that starts or resumes sending: schedule, send now, resume, retries,
     #: test messages
     SEND = "send"
-    #: API keys, webhook endpoints (and what else administers the workspace)
+    #: API keys, webhook endpoints, sender accounts
     ADMIN = "admin"
 
 
@@ -52,6 +52,13 @@ MUTATION_SCOPES: dict[str, Scope] = {
     "rotateWebhookSecret": Scope.ADMIN,
     "deleteWebhookEndpoint": Scope.ADMIN,
     "sendTestWebhook": Scope.ADMIN,
+    "addOptOuts": Scope.WRITE,
+    "removeOptOut": Scope.WRITE,
+    "setStopKeywords": Scope.ADMIN,
+    "connectSender": Scope.ADMIN,
+    "updateSender": Scope.ADMIN,
+    "disconnectSender": Scope.ADMIN,
+    "syncTemplates": Scope.WRITE,
 }
 
 

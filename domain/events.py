@@ -17,6 +17,7 @@ class StatsPayload(TypedDict):
     sent: int
     delivered: int
     read: int
+    replied: int
     failed: int
     cancelled: int
 

@@ -7,7 +7,18 @@ import binascii
 
 from domain.errors import NotFound, ValidationFailed
 
-NODE_TYPES = ("ApiKey", "Campaign", "Message", "TestMessage", "WebhookDelivery", "WebhookEndpoint", "Workspace")
+NODE_TYPES = (
+    "ApiKey",
+    "Campaign",
+    "Message",
+    "OptOut",
+    "Sender",
+    "Template",
+    "TestMessage",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "Workspace",
+)
 
 
 def _b64(text: str) -> str:

@@ -74,9 +74,12 @@ class Provider(Protocol):
 RATE_LIMIT = "130429"  # throughput tier exceeded
 PAIR_RATE = "131056"  # too many messages to one recipient in a short time
 TRANSIENT_CODES = frozenset({RATE_LIMIT, PAIR_RATE, "131000", "131016", "133004", "2", "4", "80007"})
-#: the campaign cannot go on: bad token or permissions, rejected template
+#: the campaign cannot go on: bad token or permissions (104: no token; 100: the number
+#: is not this token's, or does not exist), rejected template
 FATAL_CODES = frozenset(
     {
+        "100",
+        "104",
         "190",
         "0",
         "3",
@@ -167,6 +170,12 @@ class Receipt:
     error_code: str | None = None
     error_message: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: the pricing category when the status says the message is billable
+    #: (`pricing{billable: true, category}`); None when it says nothing or not billable
+    billable_category: str | None = None
+    #: the business number it is about (`metadata.phone_number_id`): a receipt moves
+    #: only a message sent from that number (services/receipts.py)
+    phone_number_id: str | None = None
 
 
 #: strength order of receipts: a weaker or equal one never moves a message backwards
@@ -242,6 +251,8 @@ class CampaignToSend:
     send_rate: int | None
     failure_threshold: float | None
     failure_sample_size: int
+    #: the sender it sends from (None: the deployment's bootstrap sender)
+    sender_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,16 +324,18 @@ class Written:
 
 @dataclass(frozen=True, slots=True)
 class Remaining:
-    """A campaign's unresolved messages: PENDING ones, and SENDING ones (in flight or in
-    doubt; `in_doubt` of them are waiting for reconciliation)."""
+    """A campaign's unresolved messages: PENDING ones that may be claimed now, SENDING
+    ones (in flight or in doubt; `in_doubt` of them are waiting for reconciliation),
+    and PENDING ones `waiting` for a later time (domain/waiting.py)."""
 
     pending: int
     sending: int
     in_doubt: int
+    waiting: int = 0
 
     @property
     def unresolved(self) -> int:
-        return self.pending + self.sending
+        return self.pending + self.sending + self.waiting
 
 
 @dataclass(frozen=True, slots=True)

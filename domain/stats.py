@@ -11,13 +11,15 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """Invariant: total = pending + sent + failed + cancelled; read <= delivered <= sent."""
+    """Invariant: total = pending + sent + failed + cancelled; read <= delivered <= sent;
+    replied (recipients who wrote back after their message was sent) <= total."""
 
     total: int = 0
     pending: int = 0
     sent: int = 0
     delivered: int = 0
     read: int = 0
+    replied: int = 0
     failed: int = 0
     cancelled: int = 0
 
@@ -41,6 +43,7 @@ class Stats:
         return (
             self.total == self.pending + self.sent + self.failed + self.cancelled
             and 0 <= self.read <= self.delivered <= self.sent
+            and 0 <= self.replied <= self.total
             and min(self.pending, self.failed, self.cancelled) >= 0
         )
 

@@ -25,7 +25,7 @@ from domain.lifecycle import ACTIVE, Action, CampaignStatus, Transition
 from jobs.control import request_stop
 from live.publisher import ProgressPublisher
 from models import Campaign
-from runtime.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, QUEUE, run_job_id, start_job_id
+from runtime.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, QUEUE, run_job_id, start_job_id, wake_job_id
 
 log = logging.getLogger("campaigns.effects")
 
@@ -93,6 +93,20 @@ class LifecycleEffects:
             return
         await self.arq.enqueue_job(
             JOB_RUN_CAMPAIGN, campaign_id, _job_id=run_job_id(campaign_id, version, fence), _queue_name=QUEUE
+        )
+
+    async def enqueue_wake(self, campaign_id: int, version: int, fence: int, at: datetime) -> None:
+        """The campaign's run job, deferred to `at`: a campaign whose remaining messages
+        all wait holds no lease meanwhile (domain/waiting.py); the sweep queues the same
+        run if this job is lost."""
+        if self.arq is None:
+            return
+        await self.arq.enqueue_job(
+            JOB_RUN_CAMPAIGN,
+            campaign_id,
+            _job_id=wake_job_id(campaign_id, version, fence, at.timestamp()),
+            _defer_until=at,
+            _queue_name=QUEUE,
         )
 
     async def stop_worker(self, campaign: Campaign, action: Action, committed: float) -> StopConfirmation:

@@ -46,7 +46,7 @@ from domain.sending import (
     SendResult,
     Written,
 )
-from domain.templates import placeholders, render
+from domain.templates import PAUSING_CODES, placeholders, render
 from jobs.inflight import InFlight
 from jobs.outcomes import OutcomeBuffer
 from jobs.renewal import LeaseRenewal
@@ -156,6 +156,14 @@ class CampaignRun:
 
     async def _end(self) -> RunEnded:
         if self._fatal is not None:
+            stopped = PAUSING_CODES.get(self._fatal.error_code or "")
+            if stopped is not None:
+                c = self.campaign
+                reason = (
+                    f"WhatsApp {stopped} the template {c.template_name} ({c.template_language}): {_text(self._fatal)}"
+                )
+                await self.store.transition(c.id, Action.AUTO_PAUSE, "worker", reason)
+                return RunEnded.PAUSED
             reason = f"The provider refused the campaign: {self._fatal.error_code} {_text(self._fatal)}"
             await self.store.transition(self.campaign.id, Action.FAIL, "worker", reason)
             return self.stopped or RunEnded.FAILED

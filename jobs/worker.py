@@ -33,7 +33,7 @@ from tortoise import Tortoise
 
 from domain.lease import LeaseTimes
 from domain.lifecycle import ACTIVE, Action
-from domain.sending import Lease, RetryPolicy
+from domain.sending import Lease, Provider, RetryPolicy
 from jobs.control import ControlAck, ControlListener
 from jobs.effects import LifecycleEffects, redis_settings
 from jobs.ratelimit import AccountLimiter, Limiters, TokenBucket
@@ -46,7 +46,9 @@ from models import Campaign
 from providers.whatsapp import WhatsAppProvider, provider_from
 from runtime import gc as gc_tuning
 from runtime.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, JOB_SWEEP, QUEUE
+from services import senders
 from services.sending_store import SqlSendingStore
+from services.tokens import TokenBox
 from settings import Settings
 
 log = logging.getLogger("campaigns.worker")
@@ -66,7 +68,11 @@ class Runner:
         self.publisher = ProgressPublisher(redis)
         self.effects = LifecycleEffects(redis, self.publisher)
         self.store = SqlSendingStore(after=self.effects.after_transition)
+        self.box = TokenBox(settings.sender_token_key)
+        #: the bootstrap sender's budget (WHATSAPP_* variables): campaigns without a sender
         self.account = AccountLimiter(redis, settings.whatsapp_phone_number_id, settings.whatsapp_rate_limit)
+        #: one budget per connected sender's number, shared with every other worker through Redis
+        self.accounts: dict[str, AccountLimiter] = {}
         self.times = LeaseTimes.for_ttl(settings.worker_lease_ttl_s)
         self.runs: dict[int, CampaignRun | None] = {}
         self.leases: dict[int, Lease] = {}
@@ -80,9 +86,24 @@ class Runner:
             if run is not None:
                 run.stop(RunEnded.SHUTDOWN)
 
-    def _config(self, lease: Lease) -> RunConfig:
+    async def _sender_of(self, lease: Lease) -> tuple[Provider, AccountLimiter] | None:
+        """The provider and rate budget of the campaign's sender; None: its sender was
+        disconnected (which is refused while it sends, so only a race gets here)."""
+        sender_id = lease.campaign.sender_id
+        if sender_id is None:
+            return self.provider, self.account
+        found = await senders.credentials(self.box, sender_id)
+        if found is None:
+            return None
+        account = self.accounts.get(found.phone_number_id)
+        if account is None or account.rate != found.throughput:
+            account = AccountLimiter(self.redis, found.phone_number_id, found.throughput)
+            self.accounts[found.phone_number_id] = account
+        return self.provider.for_number(found.phone_number_id, found.access_token), account
+
+    def _config(self, lease: Lease, account: AccountLimiter) -> RunConfig:
         s = self.settings
-        rates = [float(r) for r in (lease.campaign.send_rate, s.whatsapp_rate_limit) if r]
+        rates = [float(r) for r in (lease.campaign.send_rate, account.rate) if r]
         return RunConfig(
             concurrency=s.worker_concurrency,
             lease=self.times,
@@ -132,15 +153,22 @@ class Runner:
         campaign_id = lease.campaign.id
         ended: RunEnded | None = None
         try:
-            limiters: list[TokenBucket | AccountLimiter] = [self.account]
+            sending = await self._sender_of(lease)
+            if sending is None:
+                await self.store.transition(
+                    campaign_id, Action.FAIL, "worker", "Its sender was disconnected: duplicate it and pick another."
+                )
+                return "sender disconnected"
+            provider, account = sending
+            limiters: list[TokenBucket | AccountLimiter] = [account]
             if lease.campaign.send_rate:
                 limiters.insert(0, TokenBucket(lease.campaign.send_rate))
             run = CampaignRun(
                 self.store,
-                self.provider,
+                provider,
                 lease,
                 Limiters(limiters),
-                config=self._config(lease),
+                config=self._config(lease, account),
                 policy=RetryPolicy(max_attempts=self.settings.worker_max_attempts),
                 proven_at=proven_at,
                 on_progress=lambda: self.publisher.touched([campaign_id]),
@@ -152,6 +180,8 @@ class Runner:
                 run.stop(RunEnded.SHUTDOWN)
             ended = await run.run()
             log.info("campaign %s run ended: %s", campaign_id, ended.value)
+            if ended is RunEnded.WAITING:
+                await self._wake_later(campaign_id)
             return ended.value
         except asyncio.CancelledError:
             ended = RunEnded.SHUTDOWN  # drained by the run; hand the campaign on below
@@ -169,6 +199,18 @@ class Runner:
             log.warning("campaign %s: releasing the lease failed (%s); it expires by itself", lease.campaign.id, exc)
         if hand_off:
             await self._hand_off(lease.campaign.id)
+
+    async def _wake_later(self, campaign_id: int) -> None:
+        """Everything the campaign has left waits (domain/waiting.py): its run job again,
+        deferred to when the next message may go out (best effort: the sweep queues it
+        once one is due). Nothing to do when only in-doubt messages are left."""
+        try:
+            async with asyncio.timeout(5):
+                c = await Campaign.get(id=campaign_id)
+                if c.next_send_at is not None and c.status in ACTIVE:
+                    await self.effects.enqueue_wake(c.id, c.version, c.lease_fence, c.next_send_at)
+        except Exception as exc:
+            log.warning("campaign %s: scheduling its wake-up failed (%s); the sweep will", campaign_id, exc)
 
     async def _hand_off(self, campaign_id: int) -> None:
         """Queue the campaign's run job again (best effort: the sweep would, later)."""

@@ -3,8 +3,11 @@
 Invariants kept by every writer (see services/): a campaign's counters move in the
 same transaction as the message rows they count, so at rest
   total = pending + sent + failed + cancelled, read <= delivered <= sent,
-and each equals a GROUP BY over its messages. Every status change is a conditional
-UPDATE on (id, status) that bumps `version`, written with a CampaignEvent row.
+  replied <= total,
+and each equals a GROUP BY over its messages (`replied`: those with `replied_at`), as
+its billable counts (CampaignBillable) equal one over `billable_category`. Every status
+change is a conditional UPDATE on (id, status) that bumps `version`, written with a
+CampaignEvent row.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tortoise.models import Model
 from domain.access import ALL_SCOPES, stored
 from domain.lifecycle import CampaignStatus
 from domain.messages import Channel, MessageStatus
+from domain.optouts import OptOutSource
 from domain.webhooks import DeliveryStatus
 
 ALL_SCOPES_TEXT = stored(ALL_SCOPES)
@@ -28,6 +32,9 @@ class Workspace(Model):
 
     id = fields.BigIntField(primary_key=True)
     name = fields.CharField(max_length=200)
+    #: JSON list of the inbound messages that opt a phone out (domain/optouts.py), null
+    #: for the defaults
+    stop_keywords = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -58,6 +65,67 @@ class ApiKey(Model):
         table = "api_key"
 
 
+class Sender(Model):
+    """A WhatsApp business phone number a workspace sends from. The access token is
+    sealed (services/tokens.py): the database never holds it in clear. A phone number id
+    is live in one workspace at most, so a status webhook naming it has one owner."""
+
+    id = fields.BigIntField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="senders", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=200)
+    waba_id = fields.CharField(max_length=32)
+    #: unique among live senders (a partial index, migration 0007)
+    phone_number_id = fields.CharField(max_length=32, db_index=True)
+    display_phone_number = fields.CharField(max_length=32)
+    verified_name = fields.CharField(max_length=200, null=True)
+    access_token_sealed = fields.TextField()
+    #: messages per second, shared by every worker sending from this number
+    throughput = fields.IntField()
+    #: domain/senders.Tier value, as Meta reported it when checked
+    messaging_tier = fields.CharField(max_length=32, default="TIER_250")
+    is_default = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    checked_at = fields.DatetimeField(null=True)
+    #: kept for the history of the campaigns that sent from it, without its token
+    disconnected_at = fields.DatetimeField(null=True)
+
+    workspace_id: int
+
+    class Meta:
+        table = "sender"
+
+
+class Template(Model):
+    """A message template of a sender's WhatsApp Business Account, as the Cloud API last
+    reported it (synced on connect, on demand, and by status webhooks)."""
+
+    id = fields.BigIntField(primary_key=True)
+    sender: fields.ForeignKeyRelation[Sender] = fields.ForeignKeyField(
+        "models.Sender", related_name="templates", on_delete=fields.CASCADE, db_index=False
+    )
+    meta_id = fields.CharField(max_length=64)
+    name = fields.CharField(max_length=512)
+    language = fields.CharField(max_length=16)
+    #: Meta's status: APPROVED, PENDING, REJECTED, PAUSED, DISABLED, ...
+    status = fields.CharField(max_length=32)
+    category = fields.CharField(max_length=32)
+    #: POSITIONAL ({{1}}) or NAMED ({{first_name}})
+    parameter_format = fields.CharField(max_length=16)
+    body = fields.TextField()
+    #: the body's parameter names in order ("1", "2" or "first_name", ...)
+    parameters: Any = fields.JSONField(default=list)
+    synced_at = fields.DatetimeField()
+
+    sender_id: int
+
+    class Meta:
+        table = "template"
+        unique_together = (("sender_id", "name", "language"),)
+
+
 class Campaign(Model):
     id = fields.BigIntField(primary_key=True)
     workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
@@ -68,6 +136,10 @@ class Campaign(Model):
     body = fields.TextField()
     template_name = fields.CharField(max_length=512, null=True)
     template_language = fields.CharField(max_length=16, null=True)
+    #: null: the deployment's bootstrap sender (WHATSAPP_* variables)
+    sender: fields.ForeignKeyNullableRelation[Sender] = fields.ForeignKeyField(
+        "models.Sender", related_name="campaigns", null=True, on_delete=fields.RESTRICT
+    )
     status = fields.CharEnumField(CampaignStatus, max_length=16, default=CampaignStatus.DRAFT)
     status_reason = fields.TextField(null=True)
     #: bumped by every write that must not be lost to a race (status changes, edits)
@@ -83,8 +155,12 @@ class Campaign(Model):
     sent = fields.IntField(default=0)
     delivered = fields.IntField(default=0)
     read = fields.IntField(default=0)
+    replied = fields.IntField(default=0, db_default=0)
     failed = fields.IntField(default=0)
     cancelled = fields.IntField(default=0)
+    #: while everything it has left waits (domain/waiting.py): when the next message may
+    #: go out; null otherwise
+    next_send_at = fields.DatetimeField(null=True)
     #: the worker sending it now, and until when its claim holds
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_expires_at = fields.DatetimeField(null=True)
@@ -99,6 +175,7 @@ class Campaign(Model):
     started_at = fields.DatetimeField(null=True)
     completed_at = fields.DatetimeField(null=True)
 
+    sender_id: int | None
     workspace_id: int
 
     class Meta:
@@ -138,6 +215,14 @@ class Message(Model):
     delivered_at = fields.DatetimeField(null=True)
     read_at = fields.DatetimeField(null=True)
     failed_at = fields.DatetimeField(null=True)
+    #: the first inbound message from this phone after this message was sent to it
+    replied_at = fields.DatetimeField(null=True)
+    #: the pricing category of the first billable status webhook about it (counted once)
+    billable_category = fields.CharField(max_length=32, null=True)
+    #: PENDING but not to be claimed before this time (domain/waiting.py)
+    not_before = fields.DatetimeField(null=True)
+    #: times it was put to wait after WhatsApp's per-user marketing limit (131049)
+    deferrals = fields.IntField(default=0, db_default=0)
 
     campaign_id: int
 
@@ -149,6 +234,9 @@ class Message(Model):
             # claiming pending messages in id order, and messages(status: ...) pages
             Index(fields=("campaign_id", "status", "id"), name="message_campaign_status_id"),
             Index(fields=("campaign_id", "id"), name="message_campaign_id"),
+            # inbound messages: the latest message sent to a phone (its workspace, the
+            # campaign a reply counts for)
+            Index(fields=("phone", "sent_at"), name="message_phone_sent"),
         )
 
 
@@ -210,13 +298,19 @@ class WebhookInbox(Model):
 
 
 class OptOut(Model):
-    """A phone that asked not to be messaged by this workspace."""
+    """A phone that asked not to be messaged by this workspace: since when, learned how."""
 
     id = fields.BigIntField(primary_key=True)
     workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
         "models.Workspace", related_name="opt_outs", on_delete=fields.CASCADE, db_index=False
     )
     phone = fields.CharField(max_length=20)
+    source = fields.CharEnumField(
+        OptOutSource, max_length=24, default=OptOutSource.MANUAL, db_default=OptOutSource.MANUAL.value
+    )
+    #: the keyword, the error's title, the webhook's detail, who added it
+    detail = fields.TextField(null=True)
+    # when the person opted out (the webhook's time where it says), else when learned
     created_at = fields.DatetimeField(auto_now_add=True)
 
     workspace_id: int
@@ -224,6 +318,27 @@ class OptOut(Model):
     class Meta:
         table = "opt_out"
         unique_together = (("workspace_id", "phone"),)
+        # optOuts(...) newest first, per workspace
+        indexes = (Index(fields=("workspace_id", "id"), name="opt_out_ws_id"),)
+
+
+class CampaignBillable(Model):
+    """How many of a campaign's messages were billable, per pricing category: each
+    message counted once, the first time a billable status webhook names it. Moves with
+    `message.billable_category` in the receipts' transaction."""
+
+    id = fields.BigIntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="billable", on_delete=fields.CASCADE, db_index=False
+    )
+    category = fields.CharField(max_length=32)
+    count = fields.IntField(default=0)
+
+    campaign_id: int
+
+    class Meta:
+        table = "campaign_billable"
+        unique_together = (("campaign_id", "category"),)
 
 
 class WebhookEndpoint(Model):
@@ -290,9 +405,12 @@ class WebhookDelivery(Model):
 __all__ = [
     "ApiKey",
     "Campaign",
+    "CampaignBillable",
     "CampaignEvent",
     "Message",
     "OptOut",
+    "Sender",
+    "Template",
     "TestMessage",
     "WebhookDelivery",
     "WebhookEndpoint",

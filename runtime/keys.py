@@ -25,6 +25,13 @@ def run_job_id(campaign_id: int, version: int, fence: int) -> str:
     return f"campaigns:run:{campaign_id}:{version}:{fence}"
 
 
+def wake_job_id(campaign_id: int, version: int, fence: int, at: float) -> str:
+    """A run job deferred to the time a waiting campaign's next message may go out
+    (domain/waiting.py): one per campaign state and time, so a run ending WAITING twice
+    for the same time queues it once; the sweep's run job is the fallback."""
+    return f"campaigns:wake:{campaign_id}:{version}:{fence}:{int(at)}"
+
+
 def control_channel(campaign_id: int) -> str:
     """Pause/cancel reach the worker holding the campaign's lease here."""
     return f"campaigns:control:{campaign_id}"

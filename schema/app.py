@@ -16,9 +16,12 @@ from schema.execution import EventExecutionContext
 from schema.extensions import extensions
 from schema.keys import KeyMutations, KeyQueries
 from schema.mutations import Mutation
+from schema.optouts import OptOutMutations, OptOutQueries
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
+from schema.senders import SenderMutations, SenderQueries
 from schema.subscriptions import Subscription
+from schema.templates import TemplateMutations, TemplateQueries
 from schema.types import Campaign, Message, Workspace
 from schema.webhooks import WebhookMutations, WebhookQueries
 
@@ -54,8 +57,10 @@ class Schema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return Schema(
-        query=merge_types("Query", (Query, KeyQueries, WebhookQueries)),
-        mutation=merge_types("Mutation", (Mutation, KeyMutations, WebhookMutations)),
+        query=merge_types("Query", (Query, KeyQueries, WebhookQueries, SenderQueries, TemplateQueries, OptOutQueries)),
+        mutation=merge_types(
+            "Mutation", (Mutation, KeyMutations, WebhookMutations, SenderMutations, TemplateMutations, OptOutMutations)
+        ),
         subscription=Subscription,
         types=[Campaign, Message, Workspace],
         extensions=extensions(),

@@ -8,6 +8,8 @@ from typing import Any
 from domain.access import Scope, check, needed
 from domain.errors import DomainError, ErrorCode
 from services.auth import Principal
+from services.senders import NumberChecker
+from services.tokens import TokenBox
 from services.transitions import AfterTransition
 from settings import Settings
 
@@ -25,6 +27,12 @@ class Context:
     #: the WebSocket `connection_init` payload (strawberry sets it)
     connection_params: dict[str, Any] | None = None
     settings: Settings | None = None
+
+    def senders(self) -> tuple[TokenBox, NumberChecker]:
+        """What sender mutations need: the token box and the Cloud API client that
+        checks a number (the app's, server.py)."""
+        state = self.request.app.state
+        return state.token_box, state.provider
 
     @property
     def allow_private_webhooks(self) -> bool:

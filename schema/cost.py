@@ -64,6 +64,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from domain.errors import ErrorCode
+from domain.senders import MAX_SENDERS
 from services import reads, webhooks
 from settings import DEVELOPMENT, Settings
 
@@ -76,6 +77,7 @@ PAGED: dict[tuple[str, str], int] = {
     ("Query", "campaigns"): reads.MAX_PAGE,
     ("Campaign", "messages"): reads.MAX_PAGE,
     ("WebhookEndpoint", "deliveries"): webhooks.MAX_DELIVERIES_PAGE,
+    ("Query", "optOuts"): reads.MAX_PAGE,
 }
 #: lists with no size argument: the items one returns, by item type (each is the item
 #: of one list field, but UserError, of every payload)
@@ -85,14 +87,18 @@ ESTIMATES: dict[str, int] = {
     "TimelinePoint": 120,  # a chart's points (the dashboard asks 120); reads.MAX_TIMELINE_POINTS at most
     "ApiKey": 20,  # a workspace's keys: no cap, a few per system or person
     "WebhookEndpoint": webhooks.MAX_ENDPOINTS,  # the cap
+    "Sender": MAX_SENDERS,  # the cap
+    "Template": 250,  # Meta allows 250 templates per WABA (without a verified business)
     "UserError": 5,  # payloads echo their input, which the body and token limits bound
     "InvalidRecipient": 10,
+    "BillableCount": 5,  # Meta's pricing categories: marketing, utility, authentication, service, ...
 }
 #: scalars that may cost a query of their own (a count; an EXISTS past a cursor)
 QUERYING_SCALARS = frozenset(
     {
         ("CampaignConnection", "totalCount"),
         ("MessageConnection", "totalCount"),
+        ("OptOutConnection", "totalCount"),
         ("PageInfo", "hasNextPage"),
         ("PageInfo", "hasPreviousPage"),
     }

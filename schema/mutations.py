@@ -87,6 +87,9 @@ class CreateCampaignInput:
     send_rate: int | None = None
     failure_threshold: float | None = 0.05
     failure_sample_size: int | None = 100
+    sender_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The sender it sends from; omitted: the workspace's default sender."
+    )
 
 
 @strawberry.input(description="Only in DRAFT. Omitted fields stay as they are.")
@@ -99,6 +102,9 @@ class UpdateCampaignInput:
     send_rate: int | None = strawberry.UNSET
     failure_threshold: float | None = strawberry.UNSET
     failure_sample_size: int | None = strawberry.UNSET
+    sender_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="Another sender of the workspace (null: the default one)."
+    )
 
 
 @strawberry.input
@@ -128,6 +134,10 @@ _CAMEL = {
     "failure_threshold": "failureThreshold",
     "failure_sample_size": "failureSampleSize",
 }
+
+
+def _sender_pk(gid: str | None) -> int | None:
+    return expect_id(gid, "Sender", ("input", "senderId")) if gid is not None else None
 
 
 def _given(data: Any) -> dict[str, Any]:
@@ -183,7 +193,8 @@ class Mutation:
     async def create_campaign(self, info: Info, input: CreateCampaignInput) -> CampaignPayload:
         try:
             principal = info.context.require(info)
-            campaign = await campaign_service.create_campaign(principal, _given(input))
+            sender = _sender_pk(input.sender_id)
+            campaign = await campaign_service.create_campaign(principal, _given(input), sender_id=sender)
         except DomainError as error:
             return CampaignPayload(campaign=None, user_errors=UserError.all(error))
         return CampaignPayload(campaign=Campaign.of(campaign), user_errors=[])
@@ -193,7 +204,10 @@ class Mutation:
         given = _given(input)
 
         async def op(principal: Principal, pk: int) -> models.Campaign:
-            return await campaign_service.update_campaign(principal, pk, given)
+            if input.sender_id is strawberry.UNSET:
+                return await campaign_service.update_campaign(principal, pk, given)
+            sender = _sender_pk(input.sender_id)
+            return await campaign_service.update_campaign(principal, pk, given, sender_id=sender, set_sender=True)
 
         return await _campaign_op(info, input.id, op, {"id": ["input", "id"]})
 

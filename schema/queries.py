@@ -10,9 +10,11 @@ from domain.errors import NotFound
 from domain.ids import parse_global_id, to_global_id
 from schema.context import Context
 from schema.keys import ApiKey
+from schema.optouts import OptOut
 from schema.types import Campaign, CampaignConnection, CampaignStatus, Message, Node, Workspace, page_window
 from schema.webhooks import WebhookEndpoint
 from services import keys as key_service
+from services import optouts as optout_service
 from services import reads
 from services import webhooks as webhook_service
 from services.auth import Principal
@@ -59,6 +61,9 @@ class Query:
         if kind == "WebhookEndpoint" and Scope.ADMIN in principal.scopes:  # as webhookEndpoints
             found = [e for e in await webhook_service.list_endpoints(principal.workspace_id) if e.id == pk]
             return WebhookEndpoint.of(found[0], principal.workspace_id) if found else None
+        if kind == "OptOut":
+            row = await optout_service.get_opt_out(principal.workspace_id, pk)
+            return OptOut.of(row) if row else None
         return None
 
     @strawberry.field

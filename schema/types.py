@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -12,13 +13,16 @@ from strawberry.types.nodes import SelectedField
 
 import models
 from domain import lifecycle, paging
-from domain.ids import encode_cursor, to_global_id
+from domain.ids import encode_cursor, parse_global_id, to_global_id
 from domain.lifecycle import CampaignStatus
 from domain.messages import Channel, MessageStatus
 from domain.paging import Window
 from domain.stats import STAT_FIELDS, Stats
-from services import reads
+from services import optouts, reads
 from services.reads import CampaignPage, CampaignRow, Page
+
+if TYPE_CHECKING:
+    from schema.senders import Sender
 
 # strawberry.enum registers the domain enums themselves: one enum, no mapping code.
 strawberry.enum(CampaignStatus, name="CampaignStatus")
@@ -92,6 +96,9 @@ class CampaignStats:
     sent: int
     delivered: int
     read: int
+    replied: int = strawberry.field(
+        description="recipients who wrote back after their message was sent (a reply counts for the latest one)"
+    )
     failed: int
     cancelled: int = strawberry.field(description="not sent because the campaign was cancelled")
     progress: float = strawberry.field(description="processed / total, 0..1")
@@ -186,8 +193,14 @@ class CampaignEvent:
 @strawberry.type
 class FailureBucket:
     code: str
-    message: str
+    message: str = strawberry.field(description="what the code means, in plain words, and what to do about it")
     count: int
+
+
+@strawberry.type(description="Messages billable in one pricing category (Meta's per-message pricing).")
+class BillableCount:
+    category: str = strawberry.field(description="Meta's pricing category: marketing, utility, authentication, ...")
+    count: int = strawberry.field(description="messages billed in it, each counted once")
 
 
 @strawberry.type
@@ -211,6 +224,18 @@ class CampaignReport:
         rows = await reads.failures_by_code(self._campaign_id)
         return [FailureBucket(code=r["code"], message=r["message"], count=int(r["count"])) for r in rows]
 
+    @strawberry.field(
+        description=(
+            "Billable messages per pricing category, most first: each message counted the first time a status "
+            "webhook says it is billable."
+        )
+    )
+    async def billable(self) -> list[BillableCount]:
+        return [
+            BillableCount(category=r["category"], count=int(r["count"]))
+            for r in await reads.billable(self._campaign_id)
+        ]
+
     @strawberry.field
     async def timeline(self, bucket_seconds: int | None = 60) -> list[TimelinePoint]:
         bucket = 60 if bucket_seconds is None else bucket_seconds
@@ -230,7 +255,16 @@ class Campaign(Node):
     template_language: str | None
     status: CampaignStatus
     status_reason: str | None = strawberry.field(
-        description="Why the campaign is paused, failed or cancelled, where a reason is known."
+        description=(
+            "Why the campaign is paused, failed or cancelled, where a reason is known; while PROCESSING, why "
+            "its remaining messages wait (see nextSendAt)."
+        )
+    )
+    next_send_at: datetime | None = strawberry.field(
+        description=(
+            "While everything a PROCESSING campaign has left waits (WhatsApp's per-user marketing limit, "
+            "131049): when the next message goes out. Null otherwise."
+        )
     )
     scheduled_at: datetime | None
     send_rate: int | None = strawberry.field(
@@ -247,6 +281,17 @@ class Campaign(Node):
     completed_at: datetime | None
     version: int = strawberry.field(description="Grows with every change of status or settings.")
     _pk: strawberry.Private[int]
+    _sender_id: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The sender it sends from; null: the deployment's bootstrap sender.")
+    async def sender(self, info: strawberry.Info) -> Annotated[Sender, strawberry.lazy("schema.senders")] | None:
+        if self._sender_id is None:
+            return None
+        from schema.senders import Sender as SenderType  # schema.senders imports this module
+        from services import senders
+
+        found = await senders.any_sender(self._sender_id)
+        return SenderType.of(found) if found else None
 
     @strawberry.field(description="What a user may do to a campaign now; the lifecycle table decides.")
     def allowed_actions(self) -> list[CampaignAction]:  # type: ignore[valid-type]
@@ -297,6 +342,7 @@ class Campaign(Node):
             template_language=c.template_language,
             status=c.status,
             status_reason=c.status_reason,
+            next_send_at=c.next_send_at,
             scheduled_at=c.scheduled_at,
             send_rate=c.send_rate,
             failure_threshold=c.failure_threshold,
@@ -308,6 +354,7 @@ class Campaign(Node):
             completed_at=c.completed_at,
             version=c.version,
             _pk=c.id,
+            _sender_id=c.sender_id,
         )
 
 
@@ -336,3 +383,13 @@ class CampaignConnection:
 @strawberry.type
 class Workspace(Node):
     name: str
+
+    @strawberry.field(
+        description=(
+            "Inbound messages that opt the sender's phone out of this workspace: the whole message, trimmed, "
+            "case-insensitive (setStopKeywords)."
+        )
+    )
+    async def stop_keywords(self) -> list[str]:
+        parsed = parse_global_id(self.id)
+        return list(await optouts.stop_keywords(parsed[1])) if parsed else []

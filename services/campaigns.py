@@ -19,7 +19,7 @@ from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from domain.ids import to_global_id
 from domain.lifecycle import Action, CampaignStatus
 from models import Campaign, CampaignEvent
-from services import counters, db, webhook_outbox
+from services import counters, db, senders, webhook_outbox
 from services.auth import Principal
 
 
@@ -66,17 +66,26 @@ async def _record_creation(conn: BaseDBAsyncClient, campaign: Campaign, actor: s
     await webhook_outbox.record_change(conn, change)
 
 
-async def create_campaign(principal: Principal, given: dict[str, Any]) -> Campaign:
+async def create_campaign(principal: Principal, given: dict[str, Any], *, sender_id: int | None = None) -> Campaign:
+    """A DRAFT campaign sending from `sender_id` (None: the workspace's default sender)."""
     fields = validate_fields(given, creating=True)
+    sender = await senders.pick_sender(principal, sender_id, ("input", "senderId"))
     async with db.in_transaction() as conn:
-        campaign = await Campaign.create(using_db=conn, workspace_id=principal.workspace_id, **fields.values)
+        campaign = await Campaign.create(
+            using_db=conn, workspace_id=principal.workspace_id, sender_id=sender, **fields.values
+        )
         await _record_creation(conn, campaign, principal.actor)
     return campaign
 
 
-async def update_campaign(principal: Principal, pk: int, given: dict[str, Any]) -> Campaign:
-    """EDIT: only in DRAFT; omitted fields stay as they are."""
+async def update_campaign(
+    principal: Principal, pk: int, given: dict[str, Any], *, sender_id: int | None = None, set_sender: bool = False
+) -> Campaign:
+    """EDIT: only in DRAFT; omitted fields stay as they are (`set_sender`: the sender
+    too, None meaning the workspace's default)."""
     fields = validate_fields(given, creating=False)
+    if set_sender:
+        fields.values["sender_id"] = await senders.pick_sender(principal, sender_id, ("input", "senderId"))
     campaign = await get_campaign(principal, pk)
     lifecycle.transition(campaign.status, Action.EDIT)
     merged_template = fields.values.get("template_name", campaign.template_name)
@@ -126,6 +135,7 @@ async def duplicate_campaign(principal: Principal, pk: int, name: str | None) ->
             body=source.body,
             template_name=source.template_name,
             template_language=source.template_language,
+            sender_id=await senders.live_or_default(principal.workspace_id, source.sender_id),
             send_rate=source.send_rate,
             failure_threshold=source.failure_threshold,
             failure_sample_size=source.failure_sample_size,

@@ -1,4 +1,4 @@
-"""Moving a campaign's counters: one statement, in the caller's transaction.
+"""Moving a campaign's counters (and its billable counts): in the caller's transaction.
 
 Counters live on the campaign row and move in the same transaction as the message rows
 they count, so at rest they equal a GROUP BY over the messages (docs/DESIGN.md,
@@ -7,6 +7,7 @@ they count, so at rest they equal a GROUP BY over the messages (docs/DESIGN.md,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -30,3 +31,17 @@ async def move(conn: BaseDBAsyncClient, campaign_id: int, *, receipt_at: datetim
     if not sets:
         return
     await db.execute(conn, f"UPDATE campaign SET {', '.join(sets)} WHERE id = ?", [*params, campaign_id])
+
+
+async def move_billable(conn: BaseDBAsyncClient, counts: Mapping[tuple[int, str], int]) -> None:
+    """Add to campaigns' billable counts per pricing category (`campaign_billable`),
+    in campaign id order (the lock order), with the `message.billable_category` rows
+    they count, in the caller's transaction."""
+    for (campaign_id, category), n in sorted(counts.items()):
+        if n:
+            await db.execute(
+                conn,
+                "INSERT INTO campaign_billable (campaign_id, category, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (campaign_id, category) DO UPDATE SET count = campaign_billable.count + excluded.count",
+                [campaign_id, category, n],
+            )

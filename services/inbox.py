@@ -9,8 +9,9 @@ the endpoint does as little as it can while holding the request:
   nobody else, so the answer never waits for a campaign's busy rows.
 - `InboxApplier` takes the oldest bodies in batches (SKIP LOCKED on PostgreSQL, so
   several API processes share the work), applies their receipts with
-  services.receipts in the same transaction that deletes them, and tells the progress
-  publisher which campaigns moved. A crash anywhere leaves the bodies in the table,
+  services.receipts, and what people sent back (replies, stop keywords, marketing
+  preferences) with services.inbound, in the same transaction that deletes them, and
+  tells the progress publisher which campaigns moved. A crash anywhere leaves the bodies in the table,
   applied later, exactly once (the delete commits with the application).
 """
 
@@ -25,9 +26,12 @@ from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from providers.whatsapp import parse_status_webhook
+from domain.inbound import Inbound
+from providers.whatsapp import TemplateUpdate, parse_inbound, parse_status_webhook, parse_template_updates
 from runtime.background import Background
-from services import db
+from services import db, templates
+from services import inbound as inbound_service
+from services.inbound import InboundReport
 from services.receipts import ReceiptReport, apply_receipts
 
 log = logging.getLogger("campaigns.inbox")
@@ -128,13 +132,23 @@ class Batch:
     report: ReceiptReport
     #: the id of the last row taken
     last: int = 0
+    #: what the batch's inbound messages and preference changes did
+    inbound: InboundReport | None = None
 
 
 class InboxApplier:
     """Applies what the inbox holds, oldest first, until it is empty; then waits."""
 
-    def __init__(self, touched: Callable[[Iterable[int]], None] | None = None, batch: int = APPLY_BATCH) -> None:
+    def __init__(
+        self,
+        touched: Callable[[Iterable[int]], None] | None = None,
+        batch: int = APPLY_BATCH,
+        bootstrap_number: str | None = None,
+    ) -> None:
+        """`bootstrap_number`: the phone number id of campaigns without a sender
+        (WHATSAPP_PHONE_NUMBER_ID): their receipts must name it."""
         self.touched = touched
+        self.bootstrap_number = bootstrap_number
         self.batch = batch
         self._wake = asyncio.Event()
         self._background = Background("inbox-applier", self._run, log)
@@ -223,17 +237,36 @@ class InboxApplier:
             if not rows:
                 return Batch(0, ReceiptReport())
             receipts = []
+            events: list[Inbound] = []
+            updates: list[TemplateUpdate] = []
             for row in rows:
                 try:
-                    receipts.extend(parse_status_webhook(json.loads(row["body"])))
+                    payload = json.loads(row["body"])
                 except ValueError:
                     log.warning("inbox row %s is not JSON; dropped", row["id"])
-            report: ReceiptReport = await apply_receipts(receipts, conn)
+                    continue
+                receipts.extend(parse_status_webhook(payload))
+                events.extend(parse_inbound(payload))
+                updates.extend(parse_template_updates(payload))
+            # Inbound effects are decided first (reads only), so that the campaign rows
+            # they write are locked with the receipts', in one order.
+            planned = await inbound_service.plan(conn, events) if events else None
+            report: ReceiptReport = await apply_receipts(
+                receipts,
+                conn,
+                also_lock=planned.campaign_ids if planned else None,
+                bootstrap_number=self.bootstrap_number,
+            )
+            back = await inbound_service.apply(conn, planned, len(events)) if planned else None
             await _delete(conn, [int(r["id"]) for r in rows])
+        if updates:
+            # after the commit: pausing a campaign is a transition of its own
+            await templates.apply_updates(updates)
         self.applied += report.applied
-        if self.touched is not None and report.campaign_ids:
-            self.touched(report.campaign_ids)
-        return Batch(len(rows), report, int(rows[-1]["id"]))
+        moved = report.campaign_ids | (back.campaign_ids if back else set())
+        if self.touched is not None and moved:
+            self.touched(moved)
+        return Batch(len(rows), report, int(rows[-1]["id"]), back)
 
 
 async def _delete(conn: BaseDBAsyncClient, ids: list[int]) -> None:

@@ -18,7 +18,7 @@ from tortoise.queryset import QuerySet
 
 from domain.errors import ValidationFailed
 from domain.lifecycle import CampaignStatus
-from domain.messages import Channel, MessageStatus
+from domain.messages import Channel, MessageStatus, describe
 from domain.paging import MAX_PAGE as MAX_PAGE  # re-exported: schema/cost.py sizes pages by it
 from domain.paging import Window
 from models import CampaignEvent, Message
@@ -128,17 +128,20 @@ class CampaignRow:
     sent: int
     delivered: int
     read: int
+    replied: int
     failed: int
     cancelled: int
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    next_send_at: datetime | None
+    sender_id: int | None
 
 
 _ROW_FIELDS = [f for f in CampaignRow.__dataclass_fields__]
 _COLUMNS = ", ".join(f'"{f}"' for f in _ROW_FIELDS)
-_TIMES = {"scheduled_at", "created_at", "updated_at", "started_at", "completed_at"}
+_TIMES = {"scheduled_at", "created_at", "updated_at", "started_at", "completed_at", "next_send_at"}
 
 
 def _when(value: Any) -> datetime | None:
@@ -214,11 +217,25 @@ async def list_events(campaign_id: int) -> list[CampaignEvent]:
 
 
 async def failures_by_code(campaign_id: int) -> list[dict[str, Any]]:
-    return await db.fetch(
+    """The campaign's failures per code, most first, each code in plain words
+    (domain/messages.FAILURE_TEXTS; a code it does not know by the provider's words)."""
+    rows = await db.fetch(
         db.client(),
         "SELECT COALESCE(error_code, 'unknown') AS code, MAX(COALESCE(error_message, '')) AS message, "
         "COUNT(*) AS count FROM message WHERE campaign_id = ? AND status = 'FAILED' "
         "GROUP BY COALESCE(error_code, 'unknown') ORDER BY count DESC, code",
+        [campaign_id],
+    )
+    return [row | {"message": describe(row["code"], row["message"] or None)} for row in rows]
+
+
+async def billable(campaign_id: int) -> list[dict[str, Any]]:
+    """How many of the campaign's messages were billable, per pricing category, most
+    first (CampaignBillable, kept with the receipts)."""
+    return await db.fetch(
+        db.client(),
+        "SELECT category, count FROM campaign_billable WHERE campaign_id = ? AND count > 0 "
+        "ORDER BY count DESC, category",
         [campaign_id],
     )
 

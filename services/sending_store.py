@@ -12,6 +12,14 @@ database) claims nothing more, and its late outcomes settle exactly the messages
 had in flight: an accepted send is recorded even after a takeover (the new run left
 those rows in doubt, it did not resend them), while nothing it writes can touch a row
 that a newer run claimed.
+
+Opt-outs (domain/optouts.py) are honoured here, at claim time: before each claim the
+next PENDING messages whose phone is on the workspace's opt-out list fail `opted_out`
+without a provider call (also in a campaign that was running when the phone opted
+out), and the claim itself never takes one. A send answered 131050 opts the phone out.
+A send answered 131049 (WhatsApp's per-user marketing limit) waits hours instead of
+failing (domain/waiting.py): PENDING with `not_before`, which claims skip; once all a
+campaign has left waits, `remaining` notes why and until when on the campaign.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from datetime import UTC, datetime, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from domain.lifecycle import Action, CampaignStatus
+from domain.messages import OPTED_OUT_CODE, describe, failure_text
+from domain.optouts import MARKETING_STOPPED, OptOutSource
 from domain.sending import (
     IN_DOUBT_CODE,
     CampaignToSend,
@@ -37,8 +47,9 @@ from domain.sending import (
     Remaining,
     Written,
 )
+from domain.waiting import waiting_reason
 from models import Campaign
-from services import counters, db
+from services import counters, db, optouts, waiting
 from services.reconcile import reconcile_campaign
 from services.transitions import AfterTransition, apply_system_action
 
@@ -97,6 +108,7 @@ class SqlSendingStore:
                 send_rate=campaign.send_rate,
                 failure_threshold=campaign.failure_threshold,
                 failure_sample_size=campaign.failure_sample_size,
+                sender_id=campaign.sender_id,
             ),
             owner,
             fence,
@@ -119,6 +131,13 @@ class SqlSendingStore:
             )
             await db.execute(
                 conn, "UPDATE campaign SET started_at = ? WHERE id = ? AND started_at IS NULL", [now, campaign_id]
+            )
+            # a run starts claiming: what the last one noted about waiting is old news
+            await db.execute(
+                conn,
+                "UPDATE campaign SET next_send_at = NULL, status_reason = NULL "
+                "WHERE id = ? AND next_send_at IS NOT NULL",
+                [campaign_id],
             )
         if doubted:
             log.warning("campaign %s: %s messages of an earlier run are in doubt", campaign_id, doubted)
@@ -148,17 +167,22 @@ class SqlSendingStore:
         # index entries of those rows as PENDING are dead until vacuum, and scanning over
         # them on every claim made each claim slower than the last.
         skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
-        campaign_id = lease.campaign.id
+        campaign_id, workspace_id = lease.campaign.id, lease.campaign.workspace_id
+        now = _now()
+        await self._suppress(lease, limit, after, now)
         rows = await db.fetch(
             db.client(),
             "UPDATE message SET status = 'SENDING', attempts = attempts + 1, claim_fence = ?, doubt_at = NULL, "
-            "error_code = NULL, error_message = NULL WHERE id IN ("
+            "not_before = NULL, error_code = NULL, error_message = NULL WHERE id IN ("
             "SELECT id FROM message WHERE campaign_id = ? AND status = 'PENDING' AND id > ? "
+            "AND (not_before IS NULL OR not_before <= ?) "
+            # an opt-out committed since _suppress: left PENDING, failed by the next one
+            "AND NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.workspace_id = ? AND o.phone = message.phone) "
             f"ORDER BY id LIMIT ?{skip_locked}) "
             "AND EXISTS (SELECT 1 FROM campaign WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ? "
             "AND lease_fence = ? AND lease_expires_at > ?) "
             "RETURNING id, phone, variables, send_round",
-            [lease.fence, campaign_id, after, limit, campaign_id, lease.owner, lease.fence, _now()],
+            [lease.fence, campaign_id, after, now, workspace_id, limit, campaign_id, lease.owner, lease.fence, now],
         )
         rows.sort(key=lambda r: r["id"])
         return [
@@ -167,6 +191,61 @@ class SqlSendingStore:
             )
             for r in rows
         ]
+
+    async def _suppress(self, lease: Lease, limit: int, after: int, now: datetime) -> int:
+        """Fail `opted_out`, without a provider call, the messages among the next `limit`
+        claimable ones (the claim's own window: PENDING, not waiting) whose phone is on
+        the workspace's opt-out list; how many. A waiting one is failed once it is due."""
+        campaign_id = lease.campaign.id
+        found = await db.fetch(
+            db.client(),
+            "SELECT p.id FROM (SELECT id, phone FROM message WHERE campaign_id = ? AND status = 'PENDING' "
+            "AND id > ? AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT ?) AS p "
+            "WHERE EXISTS (SELECT 1 FROM opt_out o WHERE o.workspace_id = ? AND o.phone = p.phone)",
+            [campaign_id, after, now, limit, lease.campaign.workspace_id],
+        )
+        if not found:
+            return 0
+        ids = sorted(int(r["id"]) for r in found)
+        async with db.in_transaction() as conn:
+            await db.lock_rows(conn, "campaign", [campaign_id])
+            held = await db.fetch(
+                conn,
+                "SELECT 1 AS held FROM campaign WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ? "
+                "AND lease_fence = ? AND lease_expires_at > ?",
+                [campaign_id, lease.owner, lease.fence, now],
+            )
+            if not held:
+                return 0
+            failed = await db.update_each(
+                conn,
+                "message",
+                "status = 'FAILED', error_code = :code, error_message = :text, failed_at = :now, not_before = NULL",
+                "t.status = 'PENDING'",
+                (),
+                [(i,) for i in ids],
+                code=OPTED_OUT_CODE,
+                text=describe(OPTED_OUT_CODE),
+                now=now,
+            )
+            await counters.move(conn, campaign_id, pending=-len(failed), failed=len(failed))
+        if failed:
+            log.info("campaign %s: %s messages to opted-out phones not sent", campaign_id, len(failed))
+        return len(failed)
+
+    async def _note_waiting(self, campaign_id: int, waiting: int, first: object) -> None:
+        """Everything the campaign has left waits (domain/waiting.py): say on it why and
+        until when (a PROCESSING campaign's status reason; the next run clears it)."""
+        until = datetime.fromisoformat(first) if isinstance(first, str) else first
+        if not isinstance(until, datetime):
+            return
+        until = until if until.tzinfo else until.replace(tzinfo=UTC)
+        await db.execute(
+            db.client(),
+            "UPDATE campaign SET next_send_at = ?, status_reason = ? WHERE id = ? AND status = 'PROCESSING' "
+            "AND (next_send_at IS NULL OR next_send_at <> ?)",
+            [until, waiting_reason(waiting, until.astimezone(UTC)), campaign_id, until],
+        )
 
     async def record(self, lease: Lease, outcomes: Sequence[Recorded]) -> Written:
         """Every outcome lands only on a row this lease claimed (`claim_fence`)."""
@@ -177,6 +256,7 @@ class SqlSendingStore:
             await db.lock_rows(conn, "campaign", [campaign_id])
             await db.lock_rows(conn, "message", [o.message_id for o in outcomes])
             sent, sent_from_doubt = await _record_sent(conn, fence, by[RecordedStatus.SENT], now)
+            by[RecordedStatus.FAILED] = await waiting.defer_claimed(conn, fence, by[RecordedStatus.FAILED], now)
             failed = await db.update_each(
                 conn,
                 "message",
@@ -185,7 +265,8 @@ class SqlSendingStore:
                 f"t.status = 'SENDING' AND {_FENCED}",
                 (("code", "text"), ("msg", "text"), ("extra", "int"), _FENCE),
                 [
-                    (o.message_id, o.error_code, o.error_message, o.extra_attempts, fence)
+                    # what to do, where the failure table knows (131026, 131047, ...)
+                    (o.message_id, o.error_code, failure_text(o.error_code, o.error_message), o.extra_attempts, fence)
                     for o in by[RecordedStatus.FAILED]
                 ],
                 now=now,
@@ -215,6 +296,11 @@ class SqlSendingStore:
                     target=target,
                 )
                 cancelled = len(moved) if target == "CANCELLED" else 0
+            stopped = {o.message_id for o in by[RecordedStatus.FAILED] if o.error_code == MARKETING_STOPPED}
+            if stopped & set(failed):
+                await optouts.learn_for_messages(
+                    conn, sorted(stopped & set(failed)), OptOutSource.ERROR_131050, "answered 131050", now
+                )
             n_sent, n_failed = len(sent) + sent_from_doubt, len(failed)
             await counters.move(
                 conn,
@@ -231,16 +317,27 @@ class SqlSendingStore:
         return await reconcile_campaign(lease.campaign.id, window, policy, lease=lease)
 
     async def remaining(self, campaign_id: int) -> Remaining:
+        """What is left; when all of it waits (nothing claimable, nothing in flight), the
+        campaign is told why and until when (`_note_waiting`)."""
+        now = _now()
         rows = await db.fetch(
             db.client(),
-            "SELECT status, COUNT(*) AS n, COUNT(doubt_at) AS doubts FROM message "
+            "SELECT status, COUNT(*) AS n, COUNT(doubt_at) AS doubts, "
+            "COUNT(CASE WHEN not_before > ? THEN 1 END) AS waits, "
+            "MIN(CASE WHEN not_before > ? THEN not_before END) AS first_wait FROM message "
             "WHERE campaign_id = ? AND status IN ('PENDING', 'SENDING') GROUP BY status",
-            [campaign_id],
+            [now, now, campaign_id],
         )
-        by = {r["status"]: (int(r["n"]), int(r["doubts"])) for r in rows}
-        pending, _ = by.get("PENDING", (0, 0))
-        sending, doubts = by.get("SENDING", (0, 0))
-        return Remaining(pending=pending, sending=sending, in_doubt=doubts)
+        by = {r["status"]: r for r in rows}
+        pending_row, sending_row = by.get("PENDING"), by.get("SENDING")
+        pending = int(pending_row["n"]) if pending_row else 0
+        waits = int(pending_row["waits"]) if pending_row else 0
+        sending = int(sending_row["n"]) if sending_row else 0
+        doubts = int(sending_row["doubts"]) if sending_row else 0
+        left = Remaining(pending=pending - waits, sending=sending, in_doubt=doubts, waiting=waits)
+        if waits and not left.pending and left.sending == left.in_doubt and pending_row is not None:
+            await self._note_waiting(campaign_id, waits, pending_row["first_wait"])
+        return left
 
     async def transition(self, campaign_id: int, action: Action, actor: str, reason: str | None) -> bool:
         done = await apply_system_action(campaign_id, action, actor=actor, reason=reason, after=self.after)

@@ -74,7 +74,9 @@ async def count_retryable(conn: BaseDBAsyncClient, campaign_id: int) -> int:
 
 def _status_fields(t: Transition, now: datetime, reason: str | None, scheduled_at: datetime | None) -> dict[str, Any]:
     """Columns that change with the status, besides status and version."""
-    fields: dict[str, Any] = {"status": t.target, "updated_at": now}
+    # waiting (domain/waiting.py) is noted by the claims of a PROCESSING campaign's run:
+    # any change of status ends what was noted
+    fields: dict[str, Any] = {"status": t.target, "updated_at": now, "next_send_at": None}
     action = t.action
     if action in (Action.SCHEDULE, Action.RESCHEDULE):
         fields.update(scheduled_at=scheduled_at, schedule_token=secrets.token_hex(8))
@@ -90,7 +92,7 @@ def _status_fields(t: Transition, now: datetime, reason: str | None, scheduled_a
     elif t.target is CampaignStatus.QUEUED:
         fields.update(status_reason=None, completed_at=None)
     elif t.target is CampaignStatus.COMPLETED:
-        fields.update(completed_at=now)
+        fields.update(completed_at=now, status_reason=None)
     return fields
 
 
@@ -112,7 +114,7 @@ async def _move_messages(conn: BaseDBAsyncClient, campaign_id: int, action: Acti
             # in their callback data), so what the last round's send left is cleared.
             f"UPDATE message SET status = 'PENDING', error_code = NULL, error_message = NULL, "
             f"provider_message_id = NULL, sent_at = NULL, delivered_at = NULL, read_at = NULL, "
-            f"failed_at = NULL, doubt_at = NULL, send_round = send_round + 1 WHERE {_RETRYABLE}",
+            f"failed_at = NULL, doubt_at = NULL, deferrals = 0, send_round = send_round + 1 WHERE {_RETRYABLE}",
             [campaign_id, *sorted(PERMANENT_RECIPIENT_ERRORS)],
         )
         await counters.move(conn, campaign_id, pending=moved, failed=-moved)

@@ -60,7 +60,12 @@ def api_process(settings: Settings, logs: Path, **env: str) -> Iterator[str]:
     `env`); yields its base URL, stopped on exit."""
     port = free_port()
     full = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url or "", LOG_LEVEL="WARNING")
-    full |= {"WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v"} | env
+    full |= {
+        "WHATSAPP_ACCESS_TOKEN": "t",
+        "WHATSAPP_APP_SECRET": "s",
+        "WHATSAPP_VERIFY_TOKEN": "v",
+        "SENDER_TOKEN_KEY": "dGVzdC1zZW5kZXItdG9rZW4ta2V5LTMyLWJ5dGVzISE=",
+    } | env
     log = logs / f"api-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

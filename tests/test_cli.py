@@ -67,6 +67,7 @@ async def test_serve_starts_without_redis_and_readyz_says_so(server: str, settin
     port, dead_redis = free_port(), f"redis://127.0.0.1:{free_port()}/0"
     env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=dead_redis)
     env |= {"WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v"}
+    env |= {"SENDER_TOKEN_KEY": "dGVzdC1zZW5kZXItdG9rZW4ta2V5LTMyLWJ5dGVzISE="}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cli", "serve", "--port", str(port), env=env, stdout=asyncio.subprocess.DEVNULL
     )

@@ -10,7 +10,12 @@ from domain.sending import InDoubtPolicy
 from settings import GRAPH_API_URL, ConfigError, Settings
 from simulator.config import SimulatorConfig
 
-REAL = {"WHATSAPP_ACCESS_TOKEN": "EAAG-real", "WHATSAPP_APP_SECRET": "s3cr3t", "WHATSAPP_VERIFY_TOKEN": "v3r1fy"}
+REAL = {
+    "WHATSAPP_ACCESS_TOKEN": "EAAG-real",
+    "WHATSAPP_APP_SECRET": "s3cr3t",
+    "WHATSAPP_VERIFY_TOKEN": "v3r1fy",
+    "SENDER_TOKEN_KEY": "dGVzdC1zZW5kZXItdG9rZW4ta2V5LTMyLWJ5dGVzISE=",
+}
 
 
 def test_defaults_assume_no_provider_feature_the_cloud_api_lacks() -> None:
@@ -75,7 +80,9 @@ def test_two_different_versions_are_refused_naming_the_base_url() -> None:
     assert bad.value.variable == "WHATSAPP_API_BASE" and "v21.0" in str(bad.value) and "v26.0" in str(bad.value)
 
 
-@pytest.mark.parametrize("variable", ["WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN"])
+@pytest.mark.parametrize(
+    "variable", ["WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN", "SENDER_TOKEN_KEY"]
+)
 @pytest.mark.parametrize("value", ["", "   ", None])
 def test_serve_refuses_empty_and_development_secrets(variable: str, value: str | None) -> None:
     env = dict(REAL)
@@ -88,8 +95,10 @@ def test_serve_refuses_empty_and_development_secrets(variable: str, value: str |
     assert bad.value.variable == variable
 
 
-def test_worker_needs_the_access_token_only() -> None:
-    Settings.from_env({"WHATSAPP_ACCESS_TOKEN": "EAAG-real"}).check_production("worker")
+def test_worker_needs_the_access_token_and_the_sender_token_key_only() -> None:
+    Settings.from_env(
+        {"WHATSAPP_ACCESS_TOKEN": "EAAG-real", "SENDER_TOKEN_KEY": REAL["SENDER_TOKEN_KEY"]}
+    ).check_production("worker")
     with pytest.raises(ConfigError) as bad:
         Settings.from_env({}).check_production("worker")
     assert bad.value.variable == "WHATSAPP_ACCESS_TOKEN"
@@ -99,7 +108,7 @@ def test_worker_needs_the_access_token_only() -> None:
 def test_docker_compose_is_right_for_the_real_cloud_api() -> None:
     compose = (Path(__file__).resolve().parents[1] / "docker-compose.yml").read_text()
     assert "${WHATSAPP_API_BASE:-https://graph.facebook.com}" in compose  # no version in the base
-    for variable in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"):
+    for variable in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "SENDER_TOKEN_KEY"):
         assert f"${{{variable}:?" in compose, variable  # required, never an empty default
     assert 'WHATSAPP_IDEMPOTENCY: "false"' in compose
 

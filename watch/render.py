@@ -147,5 +147,6 @@ def render_summary(snap: Snapshot) -> str:
     return (
         f"{snap.status}: total {snap.total}, sent {snap.sent}, "
         f"delivered {snap.delivered} ({snap.delivery_rate:.1%}), read {snap.read} ({snap.read_rate:.1%}), "
-        f"failed {snap.failed} ({snap.failure_rate:.1%}), cancelled {snap.cancelled}, pending {snap.pending}"
+        f"replied {snap.replied}, failed {snap.failed} ({snap.failure_rate:.1%}), "
+        f"cancelled {snap.cancelled}, pending {snap.pending}"
     )

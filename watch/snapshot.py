@@ -20,6 +20,7 @@ class Snapshot:
     sent: int = 0
     delivered: int = 0
     read: int = 0
+    replied: int = 0
     failed: int = 0
     cancelled: int = 0
     delivery_rate: float = 0.0
@@ -46,6 +47,7 @@ class Snapshot:
             sent=count("sent"),
             delivered=count("delivered"),
             read=count("read"),
+            replied=count("replied"),
             failed=count("failed"),
             cancelled=count("cancelled"),
             delivery_rate=ratio("deliveryRate"),
@@ -72,6 +74,7 @@ class Snapshot:
             self.sent,
             self.delivered,
             self.read,
+            self.replied,
             self.failed,
             self.cancelled,
         )

@@ -21,7 +21,7 @@ from watch.snapshot import Snapshot
 QUERY = """subscription Watch($id: ID!) {
   campaignProgress(id: $id) {
     campaignId status sendRate at
-    stats { total pending sent delivered read failed cancelled progress deliveryRate readRate failureRate }
+    stats { total pending sent delivered read replied failed cancelled progress deliveryRate readRate failureRate }
   }
 }"""
 

@@ -40,7 +40,7 @@ def test_only_a_status_events_origin_and_reason_may_be_null() -> None:
 
 
 def test_an_event_survives_the_json_wire_unchanged() -> None:
-    stats = StatsPayload(total=5, pending=1, sent=3, delivered=2, read=1, failed=1, cancelled=0)
+    stats = StatsPayload(total=5, pending=1, sent=3, delivered=2, read=1, replied=1, failed=1, cancelled=0)
     progress = ProgressEvent(
         type="progress", campaign_id=7, workspace_id=1, status="PROCESSING", version=4, stats=stats, at=1.5
     )

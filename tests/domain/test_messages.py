@@ -6,8 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from domain.messages import MAX_VARIABLES_BYTES, PERMANENT_RECIPIENT_ERRORS, Channel, MessageStatus
-from domain.sending import FATAL_CODES, TRANSIENT_CODES, Outcome, classify
+from domain.messages import (
+    FAILURE_TEXTS,
+    GUIDED_CODES,
+    MAX_VARIABLES_BYTES,
+    OPTED_OUT_CODE,
+    PERMANENT_RECIPIENT_ERRORS,
+    Channel,
+    MessageStatus,
+    describe,
+    failure_text,
+)
+from domain.sending import FATAL_CODES, IN_DOUBT_CODE, PERMANENT_CODES, TRANSIENT_CODES, Outcome, classify
 
 
 def test_the_states_and_channels_are_the_contracts_in_its_order() -> None:
@@ -49,3 +59,34 @@ def test_no_transient_or_fatal_code_is_held_against_the_recipient() -> None:
 
 def test_the_variables_limit_is_four_kilobytes() -> None:
     assert MAX_VARIABLES_BYTES == 4096
+
+
+def test_every_code_the_service_knows_has_its_plain_words() -> None:
+    ours = {OPTED_OUT_CODE, IN_DOUBT_CODE, "invalid_recipient", "timeout", "connection_error", "bad_response"}
+    assert TRANSIENT_CODES | FATAL_CODES | PERMANENT_CODES | ours <= set(FAILURE_TEXTS)
+    assert all(text.endswith(".") and text[0].isupper() for text in FAILURE_TEXTS.values())
+
+
+def test_the_codes_users_act_on_say_what_to_do() -> None:
+    assert "template" in FAILURE_TEXTS["131047"] and "24 hours" in FAILURE_TEXTS["131047"]
+    assert "not on WhatsApp" in FAILURE_TEXTS["131026"] and "Check the number" in FAILURE_TEXTS["131026"]
+    assert "retried hours later" in FAILURE_TEXTS["131049"]
+    assert "opt-out list" in FAILURE_TEXTS["131050"] and "removeOptOut" in FAILURE_TEXTS[OPTED_OUT_CODE]
+
+
+def test_describe_falls_back_to_the_providers_words_then_to_the_code() -> None:
+    assert describe("131047") == FAILURE_TEXTS["131047"]
+    assert describe("999999", "Something Meta said") == "Something Meta said"
+    assert describe("999999") == "WhatsApp error 999999."
+    assert describe("http_502") == "The provider answered HTTP 502."
+    assert describe(None) == describe("unknown") == "Failed for an unknown reason."
+
+
+def test_a_guided_failure_stores_what_to_do_then_the_providers_words() -> None:
+    assert GUIDED_CODES == {"131026", "131047", "131049", "131050"}
+    assert (
+        failure_text("131047", "Re-engagement message")
+        == f"{FAILURE_TEXTS['131047']} (WhatsApp: Re-engagement message)"
+    )
+    assert failure_text("131047", None) == FAILURE_TEXTS["131047"]
+    assert failure_text("131000", "Something went wrong") == "Something went wrong"  # not guided: as said

@@ -39,6 +39,7 @@ SECRETS = {
     "WHATSAPP_ACCESS_TOKEN": "e2e-access-token",
     "WHATSAPP_APP_SECRET": "e2e-app-secret",
     "WHATSAPP_VERIFY_TOKEN": "e2e-verify-token",
+    "SENDER_TOKEN_KEY": "dGVzdC1zZW5kZXItdG9rZW4ta2V5LTMyLWJ5dGVzISE=",
     "SIMULATOR_ACCESS_TOKEN": "e2e-access-token",
     "SIMULATOR_APP_SECRET": "e2e-app-secret",
 }
@@ -297,7 +298,9 @@ def stack_processes() -> Iterator[Stack]:
         asyncio.run(_recreate_postgres(database_url))
     mix = {
         "SIMULATOR_ERROR_MIX": "131026=0.05,131000=0.10",
-        "SIMULATOR_LATER_FAILURE_MIX": "131049=0.02",
+        # failed after acceptance, worth a deliberate resend (131049 would wait hours:
+        # domain/waiting.py, tested on its own)
+        "SIMULATOR_LATER_FAILURE_MIX": "131047=0.02",
     }
     with running_stack(tmp, database_url, mix) as stack:
         yield stack

@@ -137,8 +137,8 @@ async def test_retry_failed_resends_only_what_may_succeed(stack: Stack) -> None:
     await stack.mutate("sendCampaignNow(id: $id)", id=gid)
     await stack.wait_for(gid, "COMPLETED", timeout=60)
     stats, ledger = await stack.settled(gid, pk)
-    # 131026 (undeliverable) stays failed; 131049 (ecosystem limit, reported later)
-    # and transient errors whose attempts ran out are worth another try
+    # 131026 (undeliverable) stays failed; 131047 (outside the 24-hour window, reported
+    # later) and transient errors whose attempts ran out are worth another try
     permanent = ledger["immediate_errors"].get("131026", 0)
     retryable = stats["failed"] - permanent
     failed_after_acceptance = ledger["final"]["failed"]

@@ -12,6 +12,7 @@ from arq.constants import job_key_prefix
 from domain.ids import expect_id
 from domain.lifecycle import CampaignStatus
 from domain.sending import Recorded, RecordedStatus
+from domain.waiting import MARKETING_LIMIT
 from jobs.control import ControlListener
 from jobs.effects import lazy_redis
 from jobs.sweep import sweep
@@ -86,3 +87,30 @@ async def test_the_sweep_completes_a_campaign_its_receipts_settled_and_settles_a
     assert campaign.status is CampaignStatus.COMPLETED
     counters = await assert_consistent(pk)
     assert (counters["sent"], counters["failed"], counters["pending"]) == (3, 1, 0)
+
+
+async def test_a_campaign_whose_messages_wait_is_left_alone_until_one_is_due(api: Api, ctx: dict[str, Any]) -> None:
+    view = await campaign_in(api, CampaignStatus.PROCESSING, recipients=2)
+    pk = expect_id(view["id"], "Campaign")
+    store = ctx["runner"].store
+    lease = await store.acquire_lease(pk, "run", 15)
+    first, second = await store.claim(lease, 2)
+    await store.record(
+        lease,
+        [
+            Recorded(first.id, RecordedStatus.SENT, f"wamid.{first.id}"),
+            Recorded(second.id, RecordedStatus.FAILED, None, MARKETING_LIMIT, "later"),
+        ],
+    )
+    await store.release_lease(lease)  # the run ended WAITING
+    await Campaign.filter(id=pk).update(updated_at=datetime.now(UTC) - timedelta(minutes=1))
+    for job_id in await queued_jobs(ctx, pk):
+        await ctx["redis"].zrem(QUEUE, job_id)
+    await sweep(ctx)
+    c = await Campaign.get(id=pk)
+    assert c.status is CampaignStatus.PROCESSING and c.next_send_at is not None  # not completed, noted
+    assert await queued_jobs(ctx, pk) == []  # nothing is due: no run
+    await Message.filter(id=second.id).update(not_before=datetime.now(UTC) - timedelta(seconds=1))
+    await sweep(ctx)
+    assert len(await queued_jobs(ctx, pk)) == 1  # due now: its run is queued
+    await assert_consistent(pk)

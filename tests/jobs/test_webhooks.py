@@ -292,6 +292,7 @@ async def test_a_campaign_sends_at_full_speed_while_its_receiver_hangs(
         "sent": 40,
         "delivered": 0,
         "read": 0,
+        "replied": 0,
         "failed": 0,
         "cancelled": 0,
     }

@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -30,19 +31,21 @@ from domain.ids import expect_id
 from domain.lease import StopConfirmation
 from domain.lifecycle import Action, CampaignStatus
 from domain.messages import MessageStatus
+from domain.sending import Outcome, SendRequest, SendResult
+from domain.waiting import MARKETING_LIMIT
 from jobs.control import ControlListener
 from jobs.effects import LifecycleEffects, lazy_redis
 from jobs.sweep import SWEEP_EVERY_S
 from jobs.worker import RUN_TIMEOUT_S, CampaignWorker, Runner, startup, worker_settings
 from models import Campaign, Message
 from providers.whatsapp import WhatsAppProvider
-from runtime.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, JOB_SWEEP, QUEUE, run_job_id
+from runtime.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, JOB_SWEEP, QUEUE, run_job_id, wake_job_id
 from services.sending_store import SqlSendingStore
 from services.transitions import apply_action
 from settings import Settings
 from tests.conftest import Api
 from tests.e2e.conftest import RedisServer
-from tests.jobs.memory import ScriptedProvider
+from tests.jobs.memory import ScriptedProvider, accept
 from tests.services.test_receipts import assert_consistent
 from tests.waiting import until
 
@@ -488,3 +491,41 @@ async def test_a_redis_outage_pauses_the_polling_not_the_runs_and_the_worker_tak
     assert len(provider.calls) == 33 and len(set(called(provider))) == 33
     await assert_consistent(pk)
     assert sum("worker lost Redis" in m for m in told()) == 1  # once per outage, not once per poll
+
+
+# ------------------------------------------------ a campaign whose messages all wait
+
+
+async def test_a_run_whose_messages_all_wait_ends_without_its_lease_and_wakes_when_they_are_due(
+    api: Api, fast: Settings, redis: ArqRedis
+) -> None:
+    pk = await queued(api, None, n=3)
+    first = await Message.filter(campaign_id=pk).order_by("id").first()
+    assert first is not None
+    limited = first.id
+
+    def marketing_limit(request: SendRequest, attempt: int) -> SendResult:
+        if request.message_id == limited:
+            return SendResult(Outcome.PERMANENT, error_code=MARKETING_LIMIT, error_message="ecosystem engagement")
+        return SendResult(Outcome.ACCEPTED, provider_message_id=f"wamid.{request.message_id}")
+
+    provider = ScriptedProvider(script=marketing_limit)
+    async with runner_of(fast, provider) as runner:
+        assert await runner.run(pk) == "waiting"
+        c = await Campaign.get(id=pk)
+        # still PROCESSING, no lease held, and it says why and until when
+        assert (c.status, c.lease_owner) == (S.PROCESSING, None)
+        assert c.next_send_at is not None and c.status_reason is not None and "131049" in c.status_reason
+        assert await by_status(pk) == {"SENT": 2, "PENDING": 1}
+        # woken by a run job deferred to that time (the sweep's re-queue is the fallback)
+        wake = wake_job_id(pk, c.version, c.lease_fence, c.next_send_at.timestamp())
+        score = await redis.zscore(QUEUE, wake)
+        assert score is not None and abs(score / 1000 - c.next_send_at.timestamp()) < 1
+        # its time comes: the next run sends it and completes the campaign
+        await Message.filter(id=limited).update(not_before=datetime.now(UTC) - timedelta(seconds=1))
+        provider.script = accept
+        assert await runner.run(pk) == "completed"
+    c = await Campaign.get(id=pk)
+    assert (c.status, c.next_send_at, c.status_reason) == (S.COMPLETED, None, None)
+    assert called(provider).count(limited) == 2
+    assert (await assert_consistent(pk))["sent"] == 3

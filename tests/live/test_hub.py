@@ -24,6 +24,7 @@ def event(campaign_id: int, processed: int, at: float, total: int = 1000) -> Pro
         "sent": processed,
         "delivered": 0,
         "read": 0,
+        "replied": 0,
         "failed": 0,
         "cancelled": 0,
     }

@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from domain.inbound import InboundMessage, PreferenceChange
 from domain.sending import Outcome, SendRequest, SendResult, classify
-from providers.whatsapp import WhatsAppProvider, parse_status_webhook, signature, verify_signature
+from providers.whatsapp import WhatsAppProvider, parse_inbound, parse_status_webhook, signature, verify_signature
 from tests.conftest import serve
 from tests.processes import free_port
 
@@ -335,3 +336,104 @@ def test_parse_status_webhook() -> None:
     assert parse_status_webhook({"object": "page", "entry": payload["entry"]}) == []
     assert parse_status_webhook([1, 2]) == []
     assert parse_status_webhook({"object": "whatsapp_business_account", "entry": "x"}) == []
+
+
+def _change(field_name: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": field_name, "value": value}]}],
+    }
+
+
+META = {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID}
+
+
+@pytest.mark.parametrize(
+    ("pricing", "category"),
+    [
+        ({"billable": True, "pricing_model": "PMP", "type": "regular", "category": "marketing"}, "marketing"),
+        ({"billable": True, "category": " Utility "}, "utility"),
+        ({"billable": True, "category": "référence!"}, "other"),  # an unexpected form is still billable
+        ({"billable": True}, "other"),
+        ({"billable": False, "category": "service"}, None),  # free: not counted
+        ({"billable": "true", "category": "marketing"}, None),
+        (None, None),
+        ("marketing", None),
+    ],
+)
+def test_a_status_says_the_category_it_is_billed_in(pricing: Any, category: str | None) -> None:
+    status: dict[str, Any] = {"id": "wamid.A", "status": "sent", "timestamp": "1"}
+    if pricing is not None:
+        status["pricing"] = pricing
+    (receipt,) = parse_status_webhook(_change("messages", {"metadata": META, "statuses": [status]}))
+    assert receipt.billable_category == category
+
+
+def test_parse_inbound_reads_messages_and_marketing_preferences() -> None:
+    messages = _change(
+        "messages",
+        {
+            "messaging_product": "whatsapp",
+            "metadata": META,
+            "contacts": [{"profile": {"name": "Ann"}, "wa_id": "14155550001"}],
+            "messages": [
+                {
+                    "from": "14155550001",
+                    "id": "wamid.IN1",
+                    "timestamp": "1750263800",
+                    "type": "text",
+                    "text": {"body": " STOP "},
+                },
+                {
+                    "from": "14155550002",
+                    "id": "wamid.IN2",
+                    "timestamp": "1750263801",
+                    "type": "image",
+                    "image": {"id": "9"},
+                },
+                {"from": "14155550003", "type": "text", "text": {"body": "no id"}},  # malformed: skipped
+                "not an object",
+            ],
+        },
+    )
+    preferences = _change(
+        "user_preferences",
+        {
+            "messaging_product": "whatsapp",
+            "metadata": META,
+            "user_preferences": [
+                {
+                    "wa_id": "14155550004",
+                    "detail": "User requested to stop marketing messages",
+                    "category": "marketing_messages",
+                    "value": "STOP",
+                    "timestamp": 1750263900,
+                },
+                {
+                    "wa_id": "14155550005",
+                    "category": "marketing_messages",
+                    "value": "resume",
+                    "timestamp": "1750263901",
+                },
+                {"wa_id": "14155550006", "category": "marketing_messages"},  # no value: skipped
+            ],
+        },
+    )
+    text, image = parse_inbound(messages)
+    assert text == InboundMessage(PHONE_ID, "14155550001", "wamid.IN1", 1750263800, "text", " STOP ")
+    assert image == InboundMessage(PHONE_ID, "14155550002", "wamid.IN2", 1750263801, "image", None)
+    stop, resume = parse_inbound(preferences)
+    assert stop == PreferenceChange(
+        PHONE_ID, "14155550004", "marketing_messages", "stop", 1750263900, "User requested to stop marketing messages"
+    )
+    assert isinstance(resume, PreferenceChange)
+    assert (resume.value, resume.timestamp, resume.detail) == ("resume", 1750263901, None)
+    # statuses are parse_status_webhook's, and inbound messages are not receipts
+    assert parse_status_webhook(messages) == [] and parse_status_webhook(preferences) == []
+
+
+@pytest.mark.parametrize(
+    "payload", [None, [], {"object": "page", "entry": []}, {"object": "whatsapp_business_account"}]
+)
+def test_parse_inbound_of_anything_else_is_nothing(payload: Any) -> None:
+    assert parse_inbound(payload) == []

@@ -42,7 +42,9 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 def event(pk: int, sent: int, at: float | None = None) -> ProgressEvent:
     """A progress event of a 100-recipient campaign, built as the service builds it."""
     row = {"id": pk, "workspace_id": 0, "status": "PROCESSING", "version": 3, "total": 100, "pending": 100 - sent}
-    made = progress_event(row | {"sent": sent} | dict.fromkeys(("delivered", "read", "failed", "cancelled"), 0))
+    made = progress_event(
+        row | {"sent": sent} | dict.fromkeys(("delivered", "read", "replied", "failed", "cancelled"), 0)
+    )
     if at is not None:
         made["at"] = at
     return made

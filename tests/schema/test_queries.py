@@ -8,6 +8,7 @@ import pytest
 
 from domain.ids import expect_id, to_global_id
 from domain.lifecycle import CampaignStatus
+from domain.messages import FAILURE_TEXTS
 from models import Campaign, Message
 from tests.conftest import Api
 from tests.schema.states import campaign_in, mutate, settle_outcomes
@@ -162,7 +163,8 @@ async def test_stats_rates_and_report(api: Api) -> None:
     report = data["report"]
     assert report["partial"] is True
     assert report["csvUrl"] == f"/campaigns/{campaign['id']}/report.csv"
-    assert report["failuresByCode"] == [{"code": "131026", "message": "Something went wrong", "count": 2}]
+    # the code in plain words (domain/messages.FAILURE_TEXTS), not the provider's text
+    assert report["failuresByCode"] == [{"code": "131026", "message": FAILURE_TEXTS["131026"], "count": 2}]
     points = {p["at"]: p for p in report["timeline"]}
     first = points[datetime(2030, 1, 1, 12, tzinfo=UTC).isoformat()]
     second = points[datetime(2030, 1, 1, 13, tzinfo=UTC).isoformat()]

@@ -12,10 +12,12 @@ import pytest
 
 from domain.access import MUTATION_SCOPES, QUERY_SCOPES, Scope, needed
 from domain.ids import expect_id, to_global_id
-from models import ApiKey, Campaign, WebhookDelivery, WebhookEndpoint
+from models import ApiKey, Campaign, OptOut, Sender, WebhookDelivery, WebhookEndpoint, Workspace
 from schema.app import schema
 from services.keys import create_key
+from services.tokens import TokenBox
 from services.webhooks import create_endpoint
+from settings import Settings
 from tests.conftest import Api, phone
 from tests.wsclient import connect
 
@@ -77,6 +79,20 @@ MUTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "rotateWebhookSecret": ("mutation($hook: ID!) { rotateWebhookSecret(id: $hook) { userErrors { code } } }", {}),
     "deleteWebhookEndpoint": ("mutation($hook: ID!) { deleteWebhookEndpoint(id: $hook) { userErrors { code } } }", {}),
     "sendTestWebhook": ("mutation($hook: ID!) { sendTestWebhook(endpointId: $hook) { userErrors { code } } }", {}),
+    "connectSender": (
+        'mutation { connectSender(input: {name: "n", wabaId: "1", phoneNumberId: "2", accessToken: "t"})'
+        " { userErrors { code } } }",
+        {},
+    ),
+    "updateSender": (
+        'mutation($sender: ID!) { updateSender(input: {id: $sender, name: "renamed"}) { userErrors { code } } }',
+        {},
+    ),
+    "disconnectSender": ("mutation($sender: ID!) { disconnectSender(id: $sender) { userErrors { code } } }", {}),
+    "syncTemplates": ("mutation($sender: ID!) { syncTemplates(senderId: $sender) { userErrors { code } } }", {}),
+    "addOptOuts": ("mutation($p: String!) { addOptOuts(phones: [$p]) { userErrors { code } } }", {"p": phone(902)}),
+    "removeOptOut": ("mutation($p: String!) { removeOptOut(phone: $p) { userErrors { code } } }", {"p": phone(903)}),
+    "setStopKeywords": ('mutation { setStopKeywords(keywords: ["STOP", "HALT"]) { userErrors { code } } }', {}),
 }
 
 QUERIES: dict[str, str] = {
@@ -86,6 +102,9 @@ QUERIES: dict[str, str] = {
     "node": "query($id: ID!) { node(id: $id) { id } }",
     "apiKeys": "{ apiKeys { id } }",
     "webhookEndpoints": "{ webhookEndpoints { id deliveries { id } } }",
+    "senders": "{ senders { id name } }",
+    "templates": "{ templates { id name } }",
+    "optOuts": "{ optOuts(first: 5) { totalCount edges { node { id phone source } } } }",
 }
 
 
@@ -125,7 +144,14 @@ async def _state(api: Api) -> tuple[Any, ...]:
         .values_list("id", "url", "events", "enabled", "secret")
     )
     tests = await WebhookDelivery.filter(endpoint__workspace_id=api.principal.workspace_id).count()
-    return tuple(campaigns), tuple(keys), tuple(hooks), tests
+    senders = (
+        await Sender.filter(workspace_id=api.principal.workspace_id)
+        .order_by("id")
+        .values_list("id", "name", "disconnected_at", "is_default")
+    )
+    opt_outs = await OptOut.filter(workspace_id=api.principal.workspace_id).order_by("id").values_list("id", "phone")
+    keywords = await Workspace.get(id=api.principal.workspace_id).values_list("stop_keywords", flat=True)
+    return tuple(campaigns), tuple(keys), tuple(hooks), tests, tuple(senders), tuple(opt_outs), keywords
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
@@ -136,7 +162,21 @@ async def test_a_mutation_outside_the_keys_scopes_is_forbidden_and_changes_nothi
     hook, _ = await create_endpoint(api.principal, "https://example.com/hook", ["campaign.status_changed"])
     need = needed("mutation", mutation)
     document, extra = MUTATIONS[mutation]
-    given = {"id": campaign["id"], "key": spare_id, "hook": to_global_id("WebhookEndpoint", hook.id)} | extra
+    sender = await Sender.create(
+        workspace_id=api.principal.workspace_id,
+        name="s",
+        waba_id="1",
+        phone_number_id=f"9{api.principal.workspace_id:014d}",
+        display_phone_number="15550001",
+        access_token_sealed=TokenBox(Settings().sender_token_key).seal("EAAG-test"),
+        throughput=80,
+    )
+    given = {
+        "id": campaign["id"],
+        "key": spare_id,
+        "hook": to_global_id("WebhookEndpoint", hook.id),
+        "sender": to_global_id("Sender", sender.id),
+    } | extra
     variables = {name: value for name, value in given.items() if f"${name}" in document}
     lacking = await _key(api, set(Scope) - {need})
     before = await _state(api)

@@ -38,6 +38,7 @@ async def test_deltas_add_to_the_stored_counters_and_zero_deltas_leave_theirs_al
         "sent": 2,
         "delivered": 0,
         "read": 0,
+        "replied": 0,
         "failed": 1,
         "cancelled": 0,
     }

@@ -116,10 +116,10 @@ async def test_a_body_that_cannot_be_applied_is_set_aside_and_the_rest_applied(
     pk, ids = await prepare(api, sent=3)
     real = inbox.apply_receipts
 
-    async def choking(receipts: list[Any], conn: Any) -> Any:
+    async def choking(receipts: list[Any], conn: Any, also_lock: Any = None, **options: Any) -> Any:
         if any(r.message_id == ids[1] for r in receipts):
             raise RuntimeError("this body breaks the applier")
-        return await real(receipts, conn)
+        return await real(receipts, conn, also_lock, **options)
 
     monkeypatch.setattr(inbox, "apply_receipts", choking)
     await inbox.insert([webhook((mid, "delivered", pk)) for mid in ids])

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from domain.ids import expect_id
 from domain.lifecycle import CampaignStatus
+from domain.messages import FAILURE_TEXTS
+from domain.optouts import OptOutSource
 from domain.sending import Receipt
-from models import Campaign, Message
+from models import Campaign, CampaignBillable, Message, OptOut
 from services import db
 from services import receipts as receipts_service
 from services.receipts import ReceiptReport, apply_receipts
@@ -76,6 +78,17 @@ async def assert_consistent(campaign_id: int) -> dict[str, int]:
     assert counters == truth
     assert campaign.total == campaign.pending + campaign.sent + campaign.failed + campaign.cancelled
     assert campaign.read <= campaign.delivered <= campaign.sent
+    # the numbers kept beside the statuses: replies and billable messages
+    replied = await Message.filter(campaign_id=campaign_id, replied_at__isnull=False).count()
+    assert campaign.replied == replied <= campaign.total
+    billed = await db.fetch(
+        db.client(),
+        "SELECT billable_category AS category, COUNT(*) AS n FROM message WHERE campaign_id = ? "
+        "AND billable_category IS NOT NULL GROUP BY billable_category",
+        [campaign_id],
+    )
+    kept = await CampaignBillable.filter(campaign_id=campaign_id, count__gt=0).values_list("category", "count")
+    assert dict(kept) == {row["category"]: int(row["n"]) for row in billed}
     return counters
 
 
@@ -187,7 +200,9 @@ async def test_failed_after_sent_moves_sent_to_failed(api: Api) -> None:
     }
     m = await Message.get(id=ids[0])
     assert (m.status, m.error_code, m.failed_at) == ("FAILED", "131026", at(T0 + 3))
-    assert m.error_message == "Message undeliverable: not on WhatsApp"
+    # what to do first (domain/messages.FAILURE_TEXTS), then the provider's own words
+    assert m.error_message is not None and m.error_message.startswith("Undeliverable: the number is not on WhatsApp")
+    assert m.error_message.endswith("(WhatsApp: Message undeliverable: not on WhatsApp)")
     # a later delivered for a failed message is ignored
     assert counts(await apply_receipts([r(ids[0], "delivered")])) == (0, 1, 0)
     await assert_consistent(pk)
@@ -219,7 +234,7 @@ async def test_receipts_for_sending_messages(api: Api) -> None:
             r(ids[2], "read", T0 + 3),
             r(ids[3], "failed", T0 + 4, code="131026", message="undeliverable"),
             r(ids[4], "sent", T0 + 1),
-            r(ids[4], "failed", T0 + 5, code="131049"),
+            r(ids[4], "failed", T0 + 5, code="131051"),
         ]
     )
     assert counts(report) == (6, 0, 0)
@@ -237,7 +252,7 @@ async def test_receipts_for_sending_messages(api: Api) -> None:
     read = rows[ids[2]]
     assert (read.sent_at, read.delivered_at, read.read_at) == (at(T0 + 3),) * 3
     assert (rows[ids[4]].error_code, rows[ids[4]].sent_at, rows[ids[4]].failed_at) == (
-        "131049",
+        "131051",
         at(T0 + 1),
         at(T0 + 5),
     )
@@ -398,3 +413,99 @@ async def test_a_receipt_resolves_an_in_doubt_failure(api: Api) -> None:
     counters = await assert_consistent(pk)
     assert (counters["sent"], counters["delivered"], counters["failed"], counters["pending"]) == (1, 1, 1, 1)
     assert (await Campaign.get(id=pk)).last_receipt_at is not None
+
+
+# ------------------------------------------------------- pricing and 131050
+
+
+def billed(mid: int, status: str, category: str | None, ts: int = T0) -> Receipt:
+    return Receipt(pid(mid), status, ts, message_id=mid, send_round=0, billable_category=category)
+
+
+async def billable_of(pk: int) -> dict[str, int]:
+    return dict(await CampaignBillable.filter(campaign_id=pk).values_list("category", "count"))
+
+
+async def test_a_message_is_billed_once_the_first_time_a_billable_status_names_it(api: Api) -> None:
+    pk, ids = await prepare(api, sending=2, sent=2)
+    # out of order and repeated: read before sent, delivered twice, sent again
+    await apply_receipts(
+        [billed(ids[0], "read", "marketing", T0 + 5), billed(ids[0], "delivered", "marketing", T0 + 4)]
+    )
+    await apply_receipts(
+        [billed(ids[0], "sent", "marketing", T0 + 1), billed(ids[0], "delivered", "marketing", T0 + 4)]
+    )
+    # a status without pricing, then one with: counted at the one that says it
+    await apply_receipts([billed(ids[1], "sent", None)])
+    assert await billable_of(pk) == {"marketing": 1}
+    await apply_receipts([billed(ids[1], "delivered", "utility")])
+    # pricing on a status that moves nothing (the message is READ already) still counts once
+    await apply_receipts([billed(ids[2], "read", None)])
+    report = await apply_receipts([billed(ids[2], "delivered", "marketing"), billed(ids[2], "sent", "marketing")])
+    assert (report.applied, report.billable) == (0, 1)
+    # a category seen first stays the message's, whatever a later status says
+    await apply_receipts([billed(ids[1], "read", "marketing")])
+    assert await billable_of(pk) == {"marketing": 2, "utility": 1}
+    rows = dict(await Message.filter(id__in=ids).values_list("id", "billable_category"))
+    assert [rows[i] for i in ids] == ["marketing", "utility", "marketing", None]
+    await assert_consistent(pk)
+
+
+async def test_a_status_that_is_not_billable_counts_nothing(api: Api) -> None:
+    pk, ids = await prepare(api, sent=1)
+    report = await apply_receipts([billed(ids[0], "delivered", None)])
+    assert report.billable == 0 and await billable_of(pk) == {}
+    assert (await Message.get(id=ids[0])).status == "DELIVERED"
+    await assert_consistent(pk)
+
+
+async def test_a_failure_with_131050_opts_the_phone_out_in_the_campaigns_workspace(api: Api, other_api: Api) -> None:
+    pk, ids = await prepare(api, sent=2)
+    phones = dict(await Message.filter(id__in=ids).values_list("id", "phone"))
+    stopped = Receipt(pid(ids[0]), "failed", T0 + 3, message_id=ids[0], error_code="131050", error_message="stopped")
+    other = Receipt(pid(ids[1]), "failed", T0 + 3, message_id=ids[1], error_code="131026")
+    report = await apply_receipts([stopped, other])
+    assert (report.applied, report.opted_out) == (2, 1)
+    found = await OptOut.filter(workspace_id=api.principal.workspace_id).values_list("phone", "source")
+    assert found == [(phones[ids[0]], OptOutSource.ERROR_131050)]
+    assert not await OptOut.filter(workspace_id=other_api.principal.workspace_id).exists()
+    # the same failure again (Meta redelivers) learns nothing new
+    assert (await apply_receipts([stopped])).opted_out == 0
+    message = await Message.get(id=ids[0])
+    assert message.error_code == "131050" and message.error_message is not None
+    assert message.error_message.startswith(FAILURE_TEXTS["131050"])
+    await assert_consistent(pk)
+
+
+async def test_a_failure_with_131049_waits_to_be_sent_again_in_a_new_round(api: Api) -> None:
+    pk, ids = await prepare(api, sent=2)
+    limited = Receipt(
+        pid(ids[0]),
+        "failed",
+        T0 + 3,
+        message_id=ids[0],
+        send_round=0,
+        error_code="131049",
+        error_message="healthy ecosystem engagement",
+    )
+    report = await apply_receipts([limited])
+    assert (report.applied, report.deferred) == (1, 1)
+    row = await Message.get(id=ids[0])
+    assert (row.status, row.error_code, row.send_round, row.deferrals) == ("PENDING", "131049", 1, 1)
+    assert (row.provider_message_id, row.sent_at, row.failed_at) == (None, None, None)
+    assert row.not_before is not None and row.not_before > datetime.now(UTC) + timedelta(minutes=59)
+    assert row.error_message is not None and "healthy ecosystem engagement" in row.error_message
+    counters = await assert_consistent(pk)
+    assert (counters["pending"], counters["sent"], counters["failed"]) == (1, 1, 0)
+    # the same status again (Meta redelivers): about the last round, stale now
+    assert (await apply_receipts([limited])).stale == 1
+    await assert_consistent(pk)
+
+
+async def test_a_131049_failure_of_a_completed_campaign_stays_a_failure(api: Api) -> None:
+    pk, ids = await prepare(api, sent=1)
+    await Campaign.filter(id=pk).update(status=CampaignStatus.COMPLETED)
+    report = await apply_receipts([r(ids[0], "failed", T0 + 3, code="131049")])
+    assert (report.applied, report.deferred) == (1, 0)
+    assert (await Message.get(id=ids[0])).status == "FAILED"  # RETRY_FAILED sends it again
+    await assert_consistent(pk)

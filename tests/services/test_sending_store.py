@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from domain.ids import expect_id
 from domain.lifecycle import Action, CampaignStatus
+from domain.messages import FAILURE_TEXTS, OPTED_OUT_CODE, failure_text
+from domain.optouts import OptOutSource
 from domain.sending import IN_DOUBT_CODE, InDoubtPolicy, Lease, Recorded, RecordedStatus
-from models import Campaign, Message
-from services import db
+from domain.waiting import DEFERRAL_SCHEDULE_S, MARKETING_LIMIT
+from models import Campaign, Message, OptOut
+from services import db, optouts
 from services.reconcile import reconcile_campaign, unleased_campaigns
 from services.sending_store import SqlSendingStore
 from services.transitions import apply_system_action
@@ -219,3 +224,175 @@ async def test_renewal_reports_the_counters_and_fails_once_paused(api: Api) -> N
     assert counts is not None and (counts.sent, counts.failed) == (2, 1)
     assert await apply_system_action(pk, Action.COMPLETE, actor="worker")
     assert await store.renew_lease(lease, TTL) is None
+
+
+# ------------------------------------------------------- opt-outs and waiting
+
+
+async def opt_out(workspace_id: int, *phones: str, source: OptOutSource = OptOutSource.MANUAL) -> None:
+    now = datetime.now(UTC)
+    async with db.in_transaction() as conn:
+        await optouts.learn(conn, workspace_id, [optouts.Entry(p, source, "test", now) for p in phones])
+
+
+async def test_a_claim_fails_opted_out_phones_without_claiming_them_in_a_running_campaign(api: Api) -> None:
+    pk = await processing(api, n=10)
+    lease = await store.acquire_lease(pk, "w", TTL)
+    assert lease is not None
+    first = await store.claim(lease, 3)
+    rows = await Message.filter(campaign_id=pk).order_by("id").values_list("id", "phone")
+    # opted out while the campaign runs: one in the next claim's batch, one far behind it
+    await opt_out(api.principal.workspace_id, rows[4][1], rows[9][1])
+    second = await store.claim(lease, 3, after=first[-1].id)
+    assert [c.id for c in second] == [rows[3][0], rows[5][0], rows[6][0]]  # the next batch, without it
+    suppressed = await Message.get(id=rows[4][0])
+    assert (suppressed.status, suppressed.error_code, suppressed.attempts) == ("FAILED", OPTED_OUT_CODE, 0)
+    assert suppressed.error_message == FAILURE_TEXTS[OPTED_OUT_CODE] and suppressed.failed_at is not None
+    assert (await Message.get(id=rows[9][0])).status == "PENDING"  # its own claim batch comes later
+    rest = await store.claim(lease, 10, after=second[-1].id)
+    assert [c.id for c in rest] == [rows[7][0], rows[8][0]]
+    assert (await Message.get(id=rows[9][0])).error_code == OPTED_OUT_CODE
+    counters = await assert_consistent(pk)
+    assert (counters["failed"], counters["pending"]) == (2, 8)
+
+
+async def test_an_opt_out_committed_between_suppression_and_claim_is_not_claimed(api: Api) -> None:
+    pk = await processing(api, n=3)
+    lease = await store.acquire_lease(pk, "w", TTL)
+    assert lease is not None
+    rows = await Message.filter(campaign_id=pk).order_by("id").values_list("id", "phone")
+    await opt_out(api.principal.workspace_id, rows[0][1])
+
+    # the claim statement itself never takes an opted-out phone
+    async def no_suppression(*_: object) -> int:
+        return 0
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "_suppress", no_suppression)
+        claimed = await store.claim(lease, 3)
+    assert [c.id for c in claimed] == [rows[1][0], rows[2][0]]
+    assert (await Message.get(id=rows[0][0])).status == "PENDING"
+    assert await store.claim(lease, 3) == [] and (await Message.get(id=rows[0][0])).status == "FAILED"
+    await assert_consistent(pk)
+
+
+async def test_a_lost_lease_suppresses_nothing(api: Api) -> None:
+    pk = await processing(api, n=2)
+    lease = await store.acquire_lease(pk, "w", TTL)
+    assert lease is not None
+    phones = await Message.filter(campaign_id=pk).values_list("phone", flat=True)
+    await opt_out(api.principal.workspace_id, *(str(p) for p in phones))
+    await expire(pk)
+    assert await store.claim(lease, 5) == []
+    assert await statuses(pk) == {"PENDING": 2}
+    await assert_consistent(pk)
+
+
+async def test_a_send_answered_131050_fails_and_opts_the_phone_out(api: Api) -> None:
+    pk = await processing(api, n=3)
+    lease = await store.acquire_lease(pk, "w", TTL)
+    assert lease is not None
+    a, b, c = await store.claim(lease, 3)
+    written = await store.record(
+        lease,
+        [
+            Recorded(a.id, RecordedStatus.FAILED, None, "131050", "Unable to deliver: stopped marketing"),
+            Recorded(b.id, RecordedStatus.FAILED, None, "131047", "Re-engagement message"),
+            *sent(lease, [c.id]),
+        ],
+    )
+    assert (written.sent, written.failed) == (1, 2)
+    found = await OptOut.filter(workspace_id=api.principal.workspace_id).values_list("phone", "source")
+    assert found == [(a.phone, OptOutSource.ERROR_131050)]
+    window = await Message.get(id=b.id)
+    assert window.error_message == failure_text("131047", "Re-engagement message")
+    await assert_consistent(pk)
+
+
+async def test_131049_waits_hours_instead_of_failing_and_claims_skip_it_until_then(api: Api) -> None:
+    pk = await processing(api, n=2)
+    lease = await store.acquire_lease(pk, "w", TTL)
+    assert lease is not None
+    limited, other = await store.claim(lease, 2)
+    before = datetime.now(UTC)
+    written = await store.record(
+        lease,
+        [
+            Recorded(limited.id, RecordedStatus.FAILED, None, MARKETING_LIMIT, "healthy ecosystem"),
+            *sent(lease, [other.id]),
+        ],
+    )
+    assert (written.sent, written.failed) == (1, 0)  # waiting is not failing
+    row = await Message.get(id=limited.id)
+    assert (row.status, row.error_code, row.deferrals) == ("PENDING", MARKETING_LIMIT, 1)
+    assert row.not_before is not None and timedelta(minutes=59) < row.not_before - before <= timedelta(
+        hours=1, seconds=5
+    )
+    assert row.error_message is not None and "retried at" in row.error_message
+    assert await store.claim(lease, 5) == []
+    assert (await Campaign.get(id=pk)).next_send_at is None  # noted when asked what is left, below
+    left = await store.remaining(pk)
+    assert (left.pending, left.waiting, left.unresolved) == (0, 1, 1)  # not complete: it waits
+    campaign = await Campaign.get(id=pk)
+    assert campaign.next_send_at is not None and abs(campaign.next_send_at - row.not_before) < timedelta(seconds=1)
+    assert campaign.status_reason is not None and "1 message waits" in campaign.status_reason
+    # its time comes (here: moved to the past): claimed again, and the note is cleared by the next run
+    await Message.filter(id=limited.id).update(not_before=datetime.now(UTC) - timedelta(seconds=1))
+    left = await store.remaining(pk)
+    assert (left.pending, left.waiting) == (1, 0)
+    await store.release_lease(lease)
+    again = await store.acquire_lease(pk, "w2", TTL)
+    assert again is not None
+    campaign = await Campaign.get(id=pk)
+    assert (campaign.next_send_at, campaign.status_reason) == (None, None)
+    (claimed,) = await store.claim(again, 5)
+    assert claimed.id == limited.id
+    assert (await Message.get(id=limited.id)).not_before is None
+    await assert_consistent(pk)
+
+
+async def test_131049_fails_once_the_schedule_is_spent(api: Api) -> None:
+    pk = await processing(api, n=1)
+    lease = await store.acquire_lease(pk, "w", TTL)
+    assert lease is not None
+    (message,) = await store.claim(lease, 1)
+    await Message.filter(id=message.id).update(deferrals=len(DEFERRAL_SCHEDULE_S))
+    written = await store.record(lease, [Recorded(message.id, RecordedStatus.FAILED, None, MARKETING_LIMIT, "again")])
+    assert written.failed == 1
+    row = await Message.get(id=message.id)
+    assert (row.status, row.error_code, row.not_before) == ("FAILED", MARKETING_LIMIT, None)
+    await assert_consistent(pk)
+
+
+async def test_a_status_change_ends_what_was_noted_about_waiting(api: Api) -> None:
+    pk = await processing(api, n=1)
+    lease = await store.acquire_lease(pk, "w", TTL)
+    assert lease is not None
+    (message,) = await store.claim(lease, 1)
+    await store.record(lease, [Recorded(message.id, RecordedStatus.FAILED, None, MARKETING_LIMIT, None)])
+    assert await store.claim(lease, 1) == []
+    assert (await store.remaining(pk)).waiting == 1  # all it has left waits: noted
+    assert (await Campaign.get(id=pk)).next_send_at is not None
+    await apply_system_action(pk, Action.AUTO_PAUSE, actor="test", reason="paused for the test")
+    campaign = await Campaign.get(id=pk)
+    assert (campaign.status, campaign.next_send_at, campaign.status_reason) == (
+        CampaignStatus.PAUSED,
+        None,
+        "paused for the test",
+    )
+    await assert_consistent(pk)
+
+
+async def test_messages_that_wait_do_not_hide_an_opted_out_one_behind_them(api: Api) -> None:
+    pk = await processing(api, n=3)
+    rows = await Message.filter(campaign_id=pk).order_by("id").values_list("id", "phone")
+    await Message.filter(id=rows[0][0]).update(not_before=datetime.now(UTC) + timedelta(hours=1))
+    await opt_out(api.principal.workspace_id, rows[1][1])
+    lease = await store.acquire_lease(pk, "w", TTL)
+    assert lease is not None
+    # the claim's window skips what waits, and so does the suppression's
+    assert [c.id for c in await store.claim(lease, 1)] == [rows[2][0]]
+    assert (await Message.get(id=rows[1][0])).error_code == OPTED_OUT_CODE
+    left = await store.remaining(pk)
+    assert (left.pending, left.waiting) == (0, 1)
+    await assert_consistent(pk)

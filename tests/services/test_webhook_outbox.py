@@ -179,7 +179,16 @@ async def test_a_completion_is_told_then_its_numbers_as_they_are_in_the_database
     pk, _ = await completed(api)
     campaign = await Campaign.get(id=pk)
     numbers = {name: getattr(campaign, name) for name in STAT_FIELDS}
-    assert numbers == {"total": 9, "pending": 0, "sent": 2, "delivered": 1, "read": 0, "failed": 7, "cancelled": 0}
+    assert numbers == {
+        "total": 9,
+        "pending": 0,
+        "sent": 2,
+        "delivered": 1,
+        "read": 0,
+        "replied": 0,
+        "failed": 7,
+        "cancelled": 0,
+    }
     last_two = (await rows_of(both))[-2:]
     assert [r.event_type for r in last_two] == [CHANGED, COMPLETED]  # COMPLETED, then the final numbers
     change, done = (event(r) for r in last_two)

@@ -19,6 +19,7 @@ DONE = Snapshot(
     sent=990,
     delivered=900,
     read=450,
+    replied=12,
     failed=10,
     delivery_rate=900 / 990,
     read_rate=0.5,

@@ -110,5 +110,5 @@ def test_plain_line_has_every_field_and_no_bar() -> None:
 def test_summary_has_the_final_numbers_and_rates() -> None:
     assert render_summary(DONE) == (
         "COMPLETED: total 1000, sent 990, delivered 900 (90.9%), read 450 (50.0%), "
-        "failed 10 (1.0%), cancelled 0, pending 0"
+        "replied 12, failed 10 (1.0%), cancelled 0, pending 0"
     )

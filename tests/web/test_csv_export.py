@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 
@@ -152,3 +152,18 @@ async def test_without_a_valid_key_is_401(api: Api) -> None:
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert phone(0) not in response.text
+
+
+async def test_export_says_who_replied_and_what_each_message_was_billed_as(api: Api) -> None:
+    campaign = await campaign_in(api, CampaignStatus.PROCESSING, recipients=2)
+    pk = expect_id(campaign["id"], "Campaign")
+    await settle_outcomes(pk, sent=2, failed=0)
+    first, second = await Message.filter(campaign_id=pk).order_by("id").values_list("id", flat=True)
+    replied = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    await Message.filter(id=first).update(replied_at=replied, billable_category="marketing")
+    header, rows = rows_of(await export(api, campaign["id"]))
+    # the later columns come after `variables`, so a reader by position keeps its own
+    assert header[-3:] == ["variables", "replied_at", "billable_category"]
+    assert datetime.fromisoformat(rows[0]["replied_at"]) == replied and rows[0]["billable_category"] == "marketing"
+    assert rows[1]["replied_at"] == "" and rows[1]["billable_category"] == ""
+    assert json.loads(rows[0]["variables"]) == {"name": "User 0"} and second

@@ -1,6 +1,7 @@
 """web/csv_routes.py, the routes themselves: their refusals in the one error shape and
 in which order, the size limit's edge, an upload cut off mid-body, and the report's
-count beside its list of invalid rows.
+count beside its list of invalid rows. And the opt-out list's import and export
+(`POST /opt-outs`, `GET /opt-outs.csv`).
 
 What an import adds and refuses is tests/web/test_csv_import.py's, what an export
 holds tests/web/test_csv_export.py's, the scopes each route asks
@@ -9,8 +10,11 @@ tests/schema/test_scopes.py's."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
+import io
 import logging
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,7 +23,8 @@ from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 
 from domain.ids import expect_id
-from models import Campaign, Message
+from models import Campaign, Message, OptOut
+from services.keys import create_key
 from services.recipients import MAX_LISTED_INVALID
 from tests.conftest import Api, phone
 from tests.waiting import until
@@ -139,3 +144,71 @@ async def test_a_method_the_route_does_not_take_is_refused_in_the_one_shape(api:
     assert response.headers["content-type"].startswith("application/json"), (response.headers, response.text)
     [error] = response.json()["errors"]
     assert error["message"] and error["extensions"]["code"]
+
+
+# ------------------------------------------------------------ the opt-out list
+
+
+async def upload_opt_outs(api: Api, body: bytes, content_type: str = "text/csv") -> httpx.Response:
+    return await api.http.post("/opt-outs", content=body, headers={**api.headers, "Content-Type": content_type})
+
+
+async def listed(api: Api) -> list[tuple[str, str, str | None]]:
+    rows = (
+        await OptOut.filter(workspace_id=api.principal.workspace_id)
+        .order_by("id")
+        .values_list("phone", "source", "detail")
+    )
+    return [(p, str(s), d) for p, s, d in rows]
+
+
+async def test_the_opt_out_import_adds_valid_rows_and_lists_the_rest(api: Api) -> None:
+    body = (
+        f"Phone,detail\n{phone(1)},asked by e-mail\n12345,\n+1 415 200 0002,\n{phone(1)},again\ntoo,many,cells\n"
+    ).encode()
+    response = await upload_opt_outs(api, body)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["added"], report["alreadyOptedOut"], report["invalidCount"]) == (2, 1, 2)
+    assert [(r["row"], r["phone"]) for r in report["invalid"]] == [(2, "12345"), (5, "too")]
+    assert await listed(api) == [(phone(1), "MANUAL", "asked by e-mail"), (phone(2), "MANUAL", "CSV import by tester")]
+    # again: nothing new, nothing rewritten
+    assert (await upload_opt_outs(api, body)).json()["added"] == 0
+
+
+async def test_a_broken_opt_out_file_adds_nothing_and_names_the_input(api: Api) -> None:
+    for body, field in ((b"name\nAnn\n", ["csv", "phone"]), (b"phone\n\xff\xfe\n", ["csv"]), (b"", ["csv"])):
+        response = await upload_opt_outs(api, body)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["extensions"] == {"code": "VALIDATION", "field": field}
+    wrong = await upload_opt_outs(api, f"phone\n{phone(3)}\n".encode(), content_type="application/json")
+    assert wrong.status_code == 415 and wrong.json()["errors"][0]["extensions"]["field"] == ["content-type"]
+    assert await listed(api) == []
+
+
+async def test_the_opt_out_list_exports_oldest_first_with_its_sources(api: Api) -> None:
+    await upload_opt_outs(api, f"phone\n{phone(4)}\n{phone(5)}\n".encode())
+    response = await api.http.get("/opt-outs.csv", headers=api.headers)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert 'filename="opt-outs.csv"' in response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0] == ["phone", "source", "detail", "created_at"]
+    assert [(r[0], r[1], r[2]) for r in rows[1:]] == [
+        (phone(4), "MANUAL", "CSV import by tester"),
+        (phone(5), "MANUAL", "CSV import by tester"),
+    ]
+    assert datetime.fromisoformat(rows[1][3]).tzinfo is not None
+
+
+async def test_the_opt_out_routes_ask_write_to_import_and_read_to_export(api: Api) -> None:
+    _, reader = await create_key(api.principal, "reader", ["read"])
+    _, writer = await create_key(api.principal, "writer", ["write"])
+    body = f"phone\n{phone(6)}\n".encode()
+    refused = await api.http.post(
+        "/opt-outs", content=body, headers={"Authorization": f"Bearer {reader}", "Content-Type": "text/csv"}
+    )
+    assert refused.status_code == 403 and refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await listed(api) == []
+    assert (await api.http.get("/opt-outs.csv", headers={"Authorization": f"Bearer {writer}"})).status_code == 403
+    assert (await api.http.get("/opt-outs.csv", headers={"Authorization": f"Bearer {reader}"})).status_code == 200
+    assert (await api.http.get("/opt-outs.csv")).status_code == 401

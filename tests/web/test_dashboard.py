@@ -52,8 +52,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 RECIPIENTS = 1500
-STATS = ("total", "pending", "sent", "delivered", "read", "failed", "cancelled")
-CAMPAIGN = f"query($id: ID!) {{ campaign(id: $id) {{ status allowedActions stats {{ {' '.join(STATS)} }} }} }}"
+STATS = ("total", "pending", "sent", "delivered", "read", "replied", "failed", "cancelled")
+CAMPAIGN = (
+    f"query($id: ID!) {{ campaign(id: $id) {{ status allowedActions stats {{ {' '.join(STATS)} }} "
+    "report { billable { category count } } } }"
+)
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +149,18 @@ async def ui_stats(page: Page) -> dict[str, int]:
              [k, Number(document.querySelector(`[data-testid=stat-${k}]`).dataset.value)]))""",
         list(STATS),
     )
+
+
+async def ui_billable(page: Page) -> dict[str, int]:
+    """What the campaign page shows it costs: billable messages per pricing category."""
+    shown = (
+        await page.get_by_test_id("billable")
+        .locator("[data-value]")
+        .evaluate_all(
+            "(items) => items.map((i) => [i.dataset.testid.replace('billable-', ''), Number(i.dataset.value)])"
+        )
+    )
+    return {str(category): int(count) for category, count in shown}
 
 
 async def ui_actions(page: Page) -> list[str]:
@@ -244,7 +259,9 @@ async def test_dashboard_creates_sends_pauses_and_resumes_a_campaign_live(dev_se
                 # Resume, and the page follows it to COMPLETED.
                 await page.get_by_test_id("action-RESUME").click()
                 await expect(status).to_have_attribute("data-status", re.compile("QUEUED|PROCESSING|COMPLETED"))
-                await expect(status).to_have_attribute("data-status", "COMPLETED", timeout=30_000)
+                await expect(status).to_have_attribute(
+                    "data-status", "COMPLETED", timeout=60_000
+                )  # generous: a loaded CI machine
                 await expect(stat(page, "pending")).to_have_attribute("data-value", "0")
                 await expect(page.locator('[data-testid=history-row][data-to="COMPLETED"]')).to_have_count(1)
                 await expect(page.locator(f'[data-id="{gid}"] [data-testid=row-status]')).to_have_text("COMPLETED")
@@ -254,10 +271,15 @@ async def test_dashboard_creates_sends_pauses_and_resumes_a_campaign_live(dev_se
                 deadline = time.monotonic() + 20
                 while True:
                     shown, truth = await ui_stats(page), await gql.campaign(gid)
-                    if shown == truth["stats"] or time.monotonic() > deadline:
+                    billed = {b["category"]: b["count"] for b in truth["report"]["billable"]}
+                    if (shown == truth["stats"] and await ui_billable(page) == billed) or time.monotonic() > deadline:
                         break
                     await page.wait_for_timeout(250)
                 assert shown == truth["stats"]
+                # what it costs, as GraphQL says: the simulator bills what it accepted as
+                # marketing, once each, when its `sent` status comes (some come late)
+                assert await ui_billable(page) == billed and set(billed) == {"marketing"}
+                assert 0 < billed["marketing"] <= shown["sent"] + shown["failed"]
                 assert shown["total"] == RECIPIENTS
                 assert shown["pending"] == 0
                 assert shown["sent"] + shown["failed"] == RECIPIENTS

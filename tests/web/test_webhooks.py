@@ -14,6 +14,7 @@ import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from domain.messages import failure_text
 from models import Campaign, Message
 from providers.whatsapp import signature
 from server import App
@@ -210,7 +211,8 @@ async def test_meta_payload_applied(hook: httpx.AsyncClient, api: Api, settings:
     assert [by_id[i].status for i in ids] == ["SENT", "READ", "DELIVERED", "FAILED", "SENT"]
     assert by_id[ids[0]].provider_message_id == pid(ids[0])
     assert by_id[ids[3]].error_code == "131026"
-    assert by_id[ids[3]].error_message == "Message undeliverable: Message Undeliverable."
+    # what to do first (domain/messages.FAILURE_TEXTS), then Meta's words
+    assert by_id[ids[3]].error_message == failure_text("131026", "Message undeliverable: Message Undeliverable.")
     assert await assert_consistent(pk) == {
         "pending": 0,
         "sent": 4,

@@ -5,13 +5,14 @@ import { badge } from "./components.js";
 import { $, h, setText } from "./dom.js";
 import { fmt, pct, share, timeWithSeconds, when } from "./format.js";
 
-/** The seven counters: key, label, the line under the number. */
+/** The counters: key, label, the line under the number. */
 const STAT_CARDS = [
   ["total", "Total", () => "recipients"],
   ["pending", "Pending", (s) => `${pct(share(s.pending, s.total))} of total`],
   ["sent", "Sent", (s) => `${pct(share(s.sent, s.total))} of total`],
   ["delivered", "Delivered", (s) => `${pct(s.deliveryRate)} of sent`],
   ["read", "Read", (s) => `${pct(s.readRate)} of delivered`],
+  ["replied", "Replied", (s) => `${pct(share(s.replied, s.sent))} of sent`],
   ["failed", "Failed", (s) => `${pct(s.failureRate)} failure rate`],
   ["cancelled", "Cancelled", (s) => `${pct(share(s.cancelled, s.total))} of total`],
 ];
@@ -60,6 +61,7 @@ export class CampaignPage {
     });
     el.sendRate = h("span", { class: "send-rate", "data-testid": "send-rate", "data-value": "0" }, "0");
     el.canvas = h("canvas", { class: "chart", "data-testid": "rate-chart", role: "img", "aria-label": "Messages sent per second over time" });
+    el.billable = h("div", { class: "billable", "data-testid": "billable" });
     el.history = h("ol", { class: "history", "data-testid": "history" });
     el.historyEmpty = h("p", { class: "muted small" }, "No status changes yet.");
 
@@ -92,6 +94,7 @@ export class CampaignPage {
           h("span", { class: "key key-pending" }, "pending"),
         ),
         h("div", { class: "rates" }, rates),
+        el.billable,
       ),
       h(
         "div",
@@ -125,10 +128,25 @@ export class CampaignPage {
     if (c.scheduledAt && c.status === "SCHEDULED") times.push(`scheduled for ${when(c.scheduledAt)}`);
     if (c.startedAt) times.push(`started ${when(c.startedAt)}`);
     if (c.completedAt) times.push(`finished ${when(c.completedAt)}`);
+    if (c.nextSendAt) times.push(`next send ${when(c.nextSendAt)}`);
     setText(el.times, times.join(" · "));
     setText(el.body, c.body);
     this.showStats(c.stats);
+    this.showBillable(c.report?.billable || []);
     this.showEvents(c.events);
+  }
+
+  /** What the campaign costs: its billable messages per pricing category (status webhooks' pricing). */
+  showBillable(counts) {
+    const total = counts.reduce((sum, b) => sum + b.count, 0);
+    this.el.billable.dataset.total = String(total);
+    this.el.billable.replaceChildren(
+      h("span", { class: "muted" }, "Billable"),
+      h("strong", { "data-testid": "billable-total" }, fmt(total)),
+      ...counts.map((b) =>
+        h("span", { class: "billable-item", "data-testid": `billable-${b.category}`, "data-value": String(b.count) }, `${b.category} ${fmt(b.count)}`),
+      ),
+    );
   }
 
   /** The counters, the progress bar and the rates. */

@@ -1,10 +1,10 @@
 // The GraphQL documents the dashboard sends, as constants: queries, mutations (one per
 // campaign action) and the two subscriptions.
 
-const STATS = "stats { total pending sent delivered read failed cancelled progress deliveryRate readRate failureRate }";
+const STATS = "stats { total pending sent delivered read replied failed cancelled progress deliveryRate readRate failureRate }";
 const ROW_FIELDS = `id name status createdAt ${STATS}`;
-const CAMPAIGN_FIELDS = `id name body status statusReason allowedActions scheduledAt createdAt startedAt completedAt
-  ${STATS} events { from to action actor reason at }`;
+const CAMPAIGN_FIELDS = `id name body status statusReason nextSendAt allowedActions scheduledAt createdAt startedAt completedAt
+  ${STATS} events { from to action actor reason at } report { billable { category count } }`;
 const PAYLOAD = `campaign { ${CAMPAIGN_FIELDS} } userErrors { field message code }`;
 
 export const VIEWER = "query Viewer { viewer { name } }";

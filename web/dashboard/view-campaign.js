@@ -13,10 +13,14 @@ import { goHome, goToCampaign } from "./router.js";
 import { SendRate } from "./send-rate.js";
 import * as state from "./state.js";
 
+/** While numbers move, the campaign (its billable counts) is read again at most this often. */
+const BILLABLE_EVERY_MS = 5000;
+
 export class CampaignView {
   constructor(id) {
     this.id = id;
     this.campaign = null;
+    this.readAt = 0;
     this.seq = 0; // request order, to drop answers that a mutation made stale
     this.staleBefore = 0;
     this.refetching = null;
@@ -106,6 +110,7 @@ export class CampaignView {
 
   apply(c) {
     this.campaign = c;
+    this.readAt = Date.now();
     this.page.showCampaign(c);
     this.renderActions(c.allowedActions);
     this.rate.setStatus(c.status);
@@ -118,6 +123,7 @@ export class CampaignView {
     state.patchRow(this.id, { stats: p.stats });
     this.rate.onProgress(p);
     if (p.status !== this.campaign.status) this.refetch();
+    else if (Date.now() - this.readAt > BILLABLE_EVERY_MS) this.refetch(); // billable counts are not in the live numbers
   }
 
   // ------------------------------------------------------------ actions
