@@ -240,6 +240,24 @@ async def _dev_sender(settings: Settings, key: str, config: Any) -> None:
         )
 
 
+async def _dev_templates(server: Any, app: Any, key: str) -> None:
+    """Once the server answers (the simulator is mounted in it), read the development
+    sender's templates from the simulator, as connectSender does for a real sender."""
+    from services.auth import authenticate
+    from services.senders import list_senders
+    from services.templates import sync
+
+    while not server.started:  # noqa: ASYNC110 (uvicorn's Server has only this flag)
+        await asyncio.sleep(0.05)
+    try:
+        principal = await authenticate(key)
+        assert principal is not None
+        for sender in await list_senders(principal.workspace_id):
+            await sync(principal.workspace_id, sender.id, app.state.token_box, app.state.provider)
+    except Exception as exc:  # the development service runs without them
+        print(f"campaigns dev: could not read the simulator's templates ({exc})", file=sys.stderr, flush=True)
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     from runtime.embedded_redis import EmbeddedRedis
 
@@ -318,11 +336,14 @@ async def _dev(settings: Settings, host: str, port: int, args: argparse.Namespac
     if simulator is not None:
         await simulator.start()
     worker_task = asyncio.create_task(worker.async_run())
+    synced = asyncio.create_task(_dev_templates(server, app, key)) if simulated else None
     try:
         await server.serve()
     finally:
+        if synced is not None:
+            synced.cancel()
         worker_task.cancel()
-        await asyncio.gather(worker_task, return_exceptions=True)
+        await asyncio.gather(worker_task, *([synced] if synced else []), return_exceptions=True)
         await worker.close()
         if simulator is not None:
             await simulator.stop()

@@ -31,6 +31,8 @@ class SendRequest:
     template_language: str | None = None
     #: template body parameters, in placeholder order
     parameters: tuple[str, ...] = ()
+    #: their names, for a NAMED template (sent as `parameter_name`)
+    parameter_names: tuple[str, ...] = ()
     #: RETRY_FAILED rounds: each deliberate resend is a new send intent
     send_round: int = 0
     #: test messages carry their own key; campaign messages derive it from their id
@@ -253,6 +255,9 @@ class CampaignToSend:
     failure_sample_size: int
     #: the sender it sends from (None: the deployment's bootstrap sender)
     sender_id: int | None = None
+    #: a NAMED template's parameter names, in order (the body's placeholders fill them
+    #: one for one); empty for a POSITIONAL one or a free-text message
+    template_parameter_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -280,6 +280,7 @@ class CampaignRun:
             template_name=c.template_name,
             template_language=c.template_language,
             parameters=tuple(str(message.variables.get(n, "")) for n in self._names),
+            parameter_names=c.template_parameter_names,
             send_round=message.send_round,
         )
 

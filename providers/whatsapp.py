@@ -76,8 +76,17 @@ def build_payload(request: SendRequest) -> dict[str, Any]:
             "language": {"code": request.template_language or "en_US"},
         }
         if request.parameters:
+            named = len(request.parameter_names) == len(request.parameters)
             template["components"] = [
-                {"type": "body", "parameters": [{"type": "text", "text": p} for p in request.parameters]}
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "parameter_name": request.parameter_names[i], "text": p}
+                        if named
+                        else {"type": "text", "text": p}
+                        for i, p in enumerate(request.parameters)
+                    ],
+                }
             ]
         payload["type"] = "template"
         payload["template"] = template

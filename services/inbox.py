@@ -29,7 +29,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from domain.inbound import Inbound
 from providers.whatsapp import TemplateUpdate, parse_inbound, parse_status_webhook, parse_template_updates
 from runtime.background import Background
-from services import db, templates
+from services import db, template_updates
 from services import inbound as inbound_service
 from services.inbound import InboundReport
 from services.receipts import ReceiptReport, apply_receipts
@@ -261,7 +261,7 @@ class InboxApplier:
             await _delete(conn, [int(r["id"]) for r in rows])
         if updates:
             # after the commit: pausing a campaign is a transition of its own
-            await templates.apply_updates(updates)
+            await template_updates.apply_updates(updates)
         self.applied += report.applied
         moved = report.campaign_ids | (back.campaign_ids if back else set())
         if self.touched is not None and moved:

@@ -48,7 +48,7 @@ from domain.sending import (
     Written,
 )
 from domain.waiting import waiting_reason
-from models import Campaign
+from models import Campaign, Template
 from services import counters, db, optouts, waiting
 from services.reconcile import reconcile_campaign
 from services.transitions import AfterTransition, apply_system_action
@@ -109,6 +109,7 @@ class SqlSendingStore:
                 failure_threshold=campaign.failure_threshold,
                 failure_sample_size=campaign.failure_sample_size,
                 sender_id=campaign.sender_id,
+                template_parameter_names=await _named_parameters(campaign),
             ),
             owner,
             fence,
@@ -389,3 +390,15 @@ async def _record_sent(
         if resent:
             log.warning("%s sends were accepted after their messages had been resent: the provider has two", resent)
     return done, len(from_doubt)
+
+
+async def _named_parameters(campaign: Campaign) -> tuple[str, ...]:
+    """A NAMED template's parameter names from the sender's registry (empty otherwise)."""
+    if not campaign.template_name or campaign.sender_id is None:
+        return ()
+    template = await Template.get_or_none(
+        sender_id=campaign.sender_id, name=campaign.template_name, language=campaign.template_language or ""
+    )
+    if template is None or template.parameter_format != "NAMED":
+        return ()
+    return tuple(str(p) for p in template.parameters or ())

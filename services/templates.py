@@ -5,19 +5,16 @@ templates whole (one transaction), so a template deleted on Meta disappears here
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from domain.errors import NotFound, ValidationFailed
-from domain.lifecycle import Action, CampaignStatus
-from domain.templates import STOPPING, TemplateInfo, parse_template
+from domain.templates import APPROVED, TemplateInfo, parse_template, placeholders
 from models import Campaign, Sender, Template
-from providers.whatsapp import LookupRefused, TemplateUpdate
+from providers.whatsapp import LookupRefused
 from services import db
 from services.tokens import TokenBox, TokenKeyError
-from services.transitions import AfterTransition, apply_system_action
 
 
 class TemplateSource(Protocol):
@@ -113,35 +110,6 @@ async def list_templates(
     return [TemplateView.of(r) for r in await query.order_by("name", "language", "sender_id")]
 
 
-async def apply_updates(updates: Sequence[TemplateUpdate], after: AfterTransition | None = None) -> list[int]:
-    """Apply template status webhooks: the registry first, then the campaigns sending
-    with that template from a sender of that WABA: PAUSED or DISABLED pauses them (the
-    run stops: the renewal sees the status), REJECTED fails them; each with the reason.
-    Returns the campaigns moved. (A change lost here is still caught at the next send,
-    which Meta refuses with 132015/132016: fatal codes that stop the campaign.)"""
-    moved: list[int] = []
-    for update in updates:
-        await apply_status_update(update.waba_id, update.name, update.language, update.event)
-        how = STOPPING.get(update.event)
-        if how is None:
-            continue
-        action = Action.FAIL if update.event == "REJECTED" else Action.AUTO_PAUSE
-        why = f"WhatsApp {how} the template {update.name} ({update.language})" + (
-            f": {update.reason}" if update.reason else "."
-        )
-        ids: list[int] = await Campaign.filter(  # type: ignore[assignment]
-            sender__waba_id=update.waba_id,
-            template_name=update.name,
-            template_language=update.language,
-            status__in=(CampaignStatus.QUEUED, CampaignStatus.PROCESSING),
-        ).values_list("id", flat=True)
-        for campaign_id in ids:
-            done = await apply_system_action(campaign_id, action, actor="whatsapp", reason=why, after=after)
-            if done is not None:
-                moved.append(campaign_id)
-    return moved
-
-
 async def apply_status_update(waba_id: str, name: str, language: str, status: str) -> list[int]:
     """A `message_template_status_update` webhook: the template's new status for every
     live sender of that WABA. Returns the sender ids whose template changed."""
@@ -156,3 +124,33 @@ async def apply_status_update(waba_id: str, name: str, language: str, status: st
         if moved:
             changed.append(sender_id)
     return changed
+
+
+async def check_for_launch(campaign: Campaign) -> None:
+    """A templated campaign of a connected sender may leave DRAFT only with a template
+    of that sender's registry, APPROVED, whose parameters its body fills one for one
+    (VALIDATION naming the field at fault). Campaigns of the bootstrap sender have no
+    registry to check: the Cloud API refuses a bad template at the first send (fatal)."""
+    if not campaign.template_name or campaign.sender_id is None:
+        return
+    template = await Template.get_or_none(
+        sender_id=campaign.sender_id, name=campaign.template_name, language=campaign.template_language or ""
+    )
+    where = f"{campaign.template_name} ({campaign.template_language})"
+    if template is None:
+        raise ValidationFailed(
+            f"templateName: the sender has no template {where}; create it in WhatsApp Manager, then syncTemplates.",
+            ("templateName",),
+        )
+    if template.status != APPROVED:
+        raise ValidationFailed(
+            f"templateName: the template {where} is {template.status}, not APPROVED.", ("templateName",)
+        )
+    wanted = len(template.parameters or ())
+    given = len(placeholders(campaign.body))
+    if given != wanted:
+        raise ValidationFailed(
+            f"body: the template {where} takes {wanted} parameters; the body's placeholders give {given} "
+            "(one {{variable}} per parameter, in order).",
+            ("body",),
+        )

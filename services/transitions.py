@@ -29,7 +29,7 @@ from domain.lease import StopConfirmation
 from domain.lifecycle import Action, CampaignStatus, LaunchFacts, Transition
 from domain.messages import PERMANENT_RECIPIENT_ERRORS
 from models import Campaign, CampaignEvent
-from services import counters, db, webhook_outbox
+from services import counters, db, templates, webhook_outbox
 from services.auth import Principal
 from services.campaigns import get_campaign, now_utc
 from services.recipients import launch_facts
@@ -237,6 +237,7 @@ async def apply_action(
 
 async def _check_guards(campaign: Campaign, t: Transition, scheduled_at: datetime | None, now: datetime) -> None:
     if t.action in (Action.SCHEDULE, Action.SEND_NOW):
+        await templates.check_for_launch(campaign)
         facts = await launch_facts(campaign)
         lifecycle.check_launch(
             t.action,

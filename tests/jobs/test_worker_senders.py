@@ -21,6 +21,8 @@ from domain.senders import Tier
 from jobs.effects import LifecycleEffects
 from jobs.worker import CampaignWorker, worker_settings
 from models import Campaign, Message
+from providers.whatsapp import WhatsAppProvider
+from services import templates
 from services.senders import ensure_sender
 from services.tokens import TokenBox
 from services.transitions import apply_action
@@ -139,28 +141,46 @@ async def test_two_workspaces_send_at_once_each_through_its_own_number_at_its_ow
             await until(delivered, timeout=20, what="receipts applied")
 
 
+async def templated_sender(api: Api, settings: Settings, sim: Sim, number: str, throughput: int) -> str:
+    """A sender of the workspace on a new number of the simulator's first WABA (its
+    sample templates: spring_sale {{1}} {{2}}, order_update {{first_name}}
+    {{order_id}}), its templates synced; returns the WABA id."""
+    waba = sim.simulator.config.waba_id
+    reply = await sim.register(
+        phone_number_id=number,
+        waba_id=waba,
+        display_phone_number="15550009",
+        access_token="EAAG-t",
+        throughput=throughput,
+    )
+    assert reply.status in (200, 201), reply.body
+    box = TokenBox(settings.sender_token_key)
+    view = await ensure_sender(
+        api.principal.workspace_id,
+        box,
+        name="shop",
+        waba_id=waba,
+        phone_number_id=number,
+        display_phone_number="15550009",
+        access_token="EAAG-t",
+        throughput=throughput,
+        tier=Tier.TIER_10K,
+    )
+    client = WhatsAppProvider(sim.url, "v26.0", concurrency=2)
+    try:
+        await templates.sync(api.principal.workspace_id, view.id, box, client)
+    finally:
+        await client.close()
+    return waba
+
+
 async def test_a_template_paused_mid_campaign_pauses_the_campaign_with_the_reason(
     api: Api, settings: Settings, server: str, own_redis: RedisServer, redis: ArqRedis
 ) -> None:
     config = SimulatorConfig(webhook_url=f"{server}/webhooks/whatsapp", app_secret=settings.whatsapp_app_secret)
     async with running(config) as sim:
-        waba = sim.simulator.config.waba_id  # its sample templates: spring_sale (en_US, {{1}} {{2}})
         number = "400000000000009"
-        reply = await sim.register(
-            phone_number_id=number, waba_id=waba, display_phone_number="15550009", access_token="EAAG-t", throughput=10
-        )
-        assert reply.status in (200, 201), reply.body
-        await ensure_sender(
-            api.principal.workspace_id,
-            TokenBox(settings.sender_token_key),
-            name="shop",
-            waba_id=waba,
-            phone_number_id=number,
-            display_phone_number="15550009",
-            access_token="EAAG-t",
-            throughput=10,
-            tier=Tier.TIER_10K,
-        )
+        waba = await templated_sender(api, settings, sim, number, throughput=10)
         view = await api.create_campaign(
             templateName="spring_sale", templateLanguage="en_US", body="{{name}} {{discount}}"
         )
@@ -201,3 +221,31 @@ async def test_a_template_paused_mid_campaign_pauses_the_campaign_with_the_reaso
         async with sim.http.get(f"{sim.url}/_simulator/ledger/messages", params=query) as answer:
             first = (await answer.json())["messages"][0]
         assert first["template"]["name"] == "spring_sale" and "20% off" in first["template"]["body"]
+
+
+async def test_a_named_template_is_sent_with_its_parameter_names(
+    api: Api, settings: Settings, server: str, own_redis: RedisServer, redis: ArqRedis
+) -> None:
+    config = SimulatorConfig(webhook_url=f"{server}/webhooks/whatsapp", app_secret=settings.whatsapp_app_secret)
+    async with running(config) as sim:
+        number = "400000000000010"
+        await templated_sender(api, settings, sim, number, throughput=80)
+        view = await api.create_campaign(
+            templateName="order_update", templateLanguage="en_US", body="{{name}} {{order}}"
+        )
+        await api.add(view["id"], *[(phone(100 + i), {"name": f"Ann {i}", "order": f"A{i}"}) for i in range(5)])
+        pk = expect_id(view["id"], "Campaign")
+        worker = Settings(
+            database_url=settings.database_url,
+            redis_url=own_redis.url,
+            log_level="WARNING",
+            whatsapp_api_base=sim.url,
+            sender_token_key=settings.sender_token_key,
+        )
+        async with worker_on(worker):
+            await apply_action(api.principal, pk, Action.SEND_NOW, after=LifecycleEffects(redis).after_transition)
+            await until(partial(_completed, pk), what="sent")
+        async with sim.http.get(f"{sim.url}/_simulator/ledger/messages", params={"phone_number_id": number}) as answer:
+            bodies = sorted(m["template"]["body"] for m in (await answer.json())["messages"])
+        assert bodies == [f"Hi Ann {i}, your order A{i} is on its way." for i in range(5)]
+        assert (await Campaign.get(id=pk)).sent == 5

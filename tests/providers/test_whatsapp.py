@@ -4,6 +4,7 @@ it sends, and every kind of answer mapped to a SendResult."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ from starlette.routing import Route
 
 from domain.inbound import InboundMessage, PreferenceChange
 from domain.sending import Outcome, SendRequest, SendResult, classify
-from providers.whatsapp import WhatsAppProvider, parse_inbound, parse_status_webhook, signature, verify_signature
+from providers.whatsapp import (
+    WhatsAppProvider,
+    build_payload,
+    parse_inbound,
+    parse_status_webhook,
+    signature,
+    verify_signature,
+)
 from tests.conftest import serve
 from tests.processes import free_port
 
@@ -437,3 +445,24 @@ def test_parse_inbound_reads_messages_and_marketing_preferences() -> None:
 )
 def test_parse_inbound_of_anything_else_is_nothing(payload: Any) -> None:
     assert parse_inbound(payload) == []
+
+
+def test_a_named_template_sends_each_parameter_with_its_name() -> None:
+    named = SendRequest(
+        message_id=1,
+        campaign_id=2,
+        phone="+14155550100",
+        body="",
+        template_name="order_update",
+        template_language="en_US",
+        parameters=("Ann", "A1"),
+        parameter_names=("first_name", "order_id"),
+    )
+    (component,) = build_payload(named)["template"]["components"]
+    assert component["parameters"] == [
+        {"type": "text", "parameter_name": "first_name", "text": "Ann"},
+        {"type": "text", "parameter_name": "order_id", "text": "A1"},
+    ]
+    positional = dataclasses.replace(named, parameter_names=())
+    (component,) = build_payload(positional)["template"]["components"]
+    assert component["parameters"] == [{"type": "text", "text": "Ann"}, {"type": "text", "text": "A1"}]

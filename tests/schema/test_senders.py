@@ -5,6 +5,7 @@ written, and no answer ever carries a token."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -134,3 +135,15 @@ async def test_update_rechecks_a_new_token_and_disconnect_frees_the_number(api: 
     }
     assert (await api.gql("{ senders { id } }"))["senders"] == []
     assert (await connect(api))["userErrors"] == []  # the number can be connected again
+
+
+async def test_the_token_is_in_no_log_line_and_no_answer(api: Api, sim: Sim, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        connected = await connect(api)
+        await api.gql(UPDATE, input={"id": connected["sender"]["id"], "accessToken": "EAAG-wrong"})  # refused
+        listed = await api.http.post("/graphql", json={"query": "{ senders { id name } }"}, headers=api.headers)
+    assert SECOND["access_token"] not in caplog.text and "EAAG-wrong" not in caplog.text
+    assert SECOND["access_token"] not in listed.text
+    campaign = await api.ready_campaign(1)
+    report = await api.http.get(f"/campaigns/{campaign['id']}/report.csv", headers=api.headers)
+    assert report.status_code == 200 and SECOND["access_token"] not in report.text

@@ -11,12 +11,15 @@ import pytest
 import pytest_asyncio
 
 from domain.errors import NotFound, ValidationFailed
+from domain.ids import expect_id
+from domain.lifecycle import Action, CampaignStatus
 from domain.senders import Tier
-from models import Sender, Template
+from models import Campaign, Sender, Template
 from providers.whatsapp import WhatsAppProvider
 from services import templates
 from services.senders import ensure_sender
 from services.tokens import TokenBox
+from services.transitions import apply_action
 from settings import Settings
 from tests.conftest import Api
 from tests.simulator.conftest import Sim, running
@@ -120,3 +123,46 @@ async def test_a_status_update_reaches_every_sender_of_the_waba(api: Api, sim: t
     paused = await Template.filter(sender_id__in=[first, second], name="spring_sale", language="en_US")
     assert {t.status for t in paused} == {"PAUSED"}
     assert await templates.apply_status_update("999", "spring_sale", "en_US", "PAUSED") == []
+
+
+@pytest.mark.parametrize(
+    ("template", "body", "field", "words"),
+    [
+        (("no_such_template", "en_US"), "{{name}}", "templateName", "has no template"),
+        (("spring_sale", "de"), "{{name}} {{discount}}", "templateName", "has no template"),
+        (("spring_sale", "en_US"), "{{name}}", "body", "takes 2 parameters"),
+        (("order_update", "en_US"), "{{name}} {{order}} {{extra}}", "body", "takes 2 parameters"),
+    ],
+)
+async def test_a_templated_campaign_leaves_draft_only_with_an_approved_template_it_fills(
+    api: Api, sim: tuple[Sim, WhatsAppProvider], template: tuple[str, str], body: str, field: str, words: str
+) -> None:
+    server, provider = sim
+    sender = await sender_of(api, server)
+    await templates.sync(api.principal.workspace_id, sender, BOX, provider)
+    name, language = template
+    view = await api.create_campaign(templateName=name, templateLanguage=language, body=body)
+    await api.add(view["id"], ("+14155550100", {"name": "Ann", "discount": "20%", "order": "A1", "extra": "x"}))
+    pk = expect_id(view["id"], "Campaign")
+    with pytest.raises(ValidationFailed) as caught:
+        await apply_action(api.principal, pk, Action.SEND_NOW)
+    assert caught.value.field == (field,) and words in caught.value.message
+    assert (await Campaign.get(id=pk)).status is CampaignStatus.DRAFT
+
+
+async def test_a_paused_template_is_refused_at_launch_and_an_approved_one_goes(
+    api: Api, sim: tuple[Sim, WhatsAppProvider]
+) -> None:
+    server, provider = sim
+    sender = await sender_of(api, server)
+    await templates.sync(api.principal.workspace_id, sender, BOX, provider)
+    view = await api.create_campaign(templateName="spring_sale", templateLanguage="en_US", body="{{name}} {{discount}}")
+    await api.add(view["id"], ("+14155550101", {"name": "Ann", "discount": "20%"}))
+    pk = expect_id(view["id"], "Campaign")
+    await Template.filter(sender_id=sender, name="spring_sale", language="en_US").update(status="PAUSED")
+    with pytest.raises(ValidationFailed) as caught:
+        await apply_action(api.principal, pk, Action.SEND_NOW)
+    assert caught.value.field == ("templateName",) and "PAUSED, not APPROVED" in caught.value.message
+    await Template.filter(sender_id=sender, name="spring_sale", language="en_US").update(status="APPROVED")
+    applied = await apply_action(api.principal, pk, Action.SEND_NOW)
+    assert applied.campaign.status is CampaignStatus.QUEUED

@@ -290,6 +290,58 @@ async def test_dashboard_creates_sends_pauses_and_resumes_a_campaign_live(dev_se
     assert time.monotonic() - started < 60
 
 
+async def test_dashboard_creates_a_campaign_from_a_template_with_a_preview_and_sends_it(
+    dev_server: tuple[str, str],
+) -> None:
+    base, key = dev_server
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        gql = Gql(http)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 940})
+                problems: list[str] = []
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                await page.goto(f"{base}/?key={key}")
+                await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+                await page.get_by_test_id("new-campaign").click()
+                await page.get_by_test_id("new-name").fill("Spring, templated")
+                # the dev sender's templates (synced from the simulator when dev started)
+                picker = page.get_by_test_id("new-template")
+                await expect(picker.locator("option")).to_have_count(5)  # none + 4 samples
+                await picker.select_option(label="spring_sale (en_US, marketing, 2 parameters)")
+                await expect(page.get_by_test_id("new-body")).to_have_value("{{param1}} {{param2}}")
+                await page.get_by_test_id("new-body").fill("{{name}} {{discount}}")
+                rows = [f"+1415{6_000_000 + i:07d},Customer {i},{10 + i}%" for i in range(3)]
+                await page.get_by_test_id("new-csv").fill("phone,name,discount\n" + "\n".join(rows))
+                await expect(page.get_by_test_id("template-preview")).to_have_text(
+                    "Preview: Hi Customer 0, our spring sale is on: 10% off everything until Sunday."
+                )
+                await page.get_by_test_id("create-submit").click()
+                view = page.get_by_test_id("campaign-view")
+                await expect(view).to_be_visible()
+                gid = await view.get_attribute("data-id")
+                assert gid
+                await page.get_by_test_id("action-SEND_NOW").click()
+                await expect(page.get_by_test_id("campaign-status")).to_have_attribute(
+                    "data-status", "COMPLETED", timeout=30_000
+                )
+                sent = await gql(
+                    "query($id: ID!) { campaign(id: $id) { templateName templateLanguage stats { sent } } }", id=gid
+                )
+                assert sent["campaign"] == {
+                    "templateName": "spring_sale",
+                    "templateLanguage": "en_US",
+                    "stats": {"sent": 3},
+                }
+                assert problems == []
+            finally:
+                await browser.close()
+        ledger = await http.get("/simulator/_simulator/ledger/messages", params={"limit": 100000})
+        bodies = {m["template"]["body"] for m in ledger.json()["messages"] if m.get("template")}
+        assert "Hi Customer 2, our spring sale is on: 12% off everything until Sunday." in bodies
+
+
 async def test_dashboard_page_and_its_files_are_public_and_nothing_else_is_served(http: httpx.AsyncClient) -> None:
     page = await http.get("/")
     assert page.status_code == 200

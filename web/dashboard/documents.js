@@ -25,6 +25,10 @@ export const TIMELINE = `query Timeline($id: ID!, $bucket: Int) {
 
 export const CREATE = `mutation Create($input: CreateCampaignInput!) { result: createCampaign(input: $input) { ${PAYLOAD} } }`;
 
+export const TEMPLATES = `query Templates {
+  templates(status: "APPROVED") { id name language category parameterFormat parameters body senderId }
+}`;
+
 export const DELETE = "mutation Delete($id: ID!) { result: deleteCampaign(id: $id) { deletedId userErrors { field message code } } }";
 
 /** Live numbers of one campaign; `sendRate` is the server's messages per second. */

@@ -1,19 +1,30 @@
-// The view at #/new: name, message with {{placeholders}}, recipients as CSV. Creates the
-// campaign, uploads the recipients, then opens the campaign with the import report.
+// The view at #/new: name, an optional WhatsApp template, message with {{placeholders}},
+// recipients as CSV. Creates the campaign, uploads the recipients, then opens the
+// campaign with the import report. With a template, the message's placeholders fill
+// the template's parameters in order, and a preview shows it filled from the first row.
 
 import * as api from "./api.js";
 import { recipientsFields, showUserErrors } from "./components.js";
-import { CREATE } from "./documents.js";
+import { CREATE, TEMPLATES } from "./documents.js";
 import { $, h, setText } from "./dom.js";
 import { handleError } from "./errors.js";
 import { goToCampaign } from "./router.js";
 import * as state from "./state.js";
-import { placeholders } from "./templates.js";
+import { fillTemplate, placeholders } from "./templates.js";
 
 /** The column names of a CSV's header line. */
 function csvColumns(csv) {
   const header = csv.trimStart().split(/\r?\n/, 1)[0];
   return header ? header.split(",").map((c) => c.trim().replace(/^"|"$/g, "")) : [];
+}
+
+/** The first data row of a CSV as {column: value} (no quoting: a preview, not a parser). */
+function firstRow(csv) {
+  const lines = csv.trimStart().split(/\r?\n/);
+  if (lines.length < 2) return {};
+  const columns = csvColumns(csv);
+  const values = lines[1].split(",").map((v) => v.trim().replace(/^"|"$/g, ""));
+  return Object.fromEntries(columns.map((c, i) => [c, values[i] ?? ""]));
 }
 
 export class NewCampaignView {
@@ -27,6 +38,13 @@ export class NewCampaignView {
       placeholder: "Hi {{name}}, your code is {{code}}",
     });
     this.recipients = recipientsFields("new");
+    this.templates = [];
+    this.template = h(
+      "select",
+      { id: "new-template", "data-testid": "new-template", onchange: () => this.onTemplate() },
+      h("option", { value: "" }, "None (a free-text message)"),
+    );
+    this.preview = h("p", { class: "hint", "data-testid": "template-preview", hidden: true });
     this.hint = h("p", { class: "hint", "data-testid": "placeholder-hint" });
     this.errors = h("div", { class: "alert alert-error", "data-testid": "user-errors", hidden: true });
     this.submit = h("button", { class: "btn btn-primary", type: "submit", "data-testid": "create-submit" }, "Create campaign");
@@ -35,6 +53,7 @@ export class NewCampaignView {
       { class: "card form", onsubmit: (e) => this.onSubmit(e), "data-testid": "new-campaign-form" },
       h("h1", {}, "New campaign"),
       h("div", { class: "field" }, h("label", { for: "new-name" }, "Name"), this.name),
+      h("div", { class: "field" }, h("label", { for: "new-template" }, "WhatsApp template"), this.template, this.preview),
       h("div", { class: "field" }, h("label", { for: "new-body" }, "Message"), this.body, this.hint),
       this.recipients.element,
       this.errors,
@@ -45,9 +64,48 @@ export class NewCampaignView {
     $("#main").replaceChildren(h("section", { class: "narrow" }, form));
     this.updateHint();
     this.name.focus();
+    this.loadTemplates();
+  }
+
+  async loadTemplates() {
+    try {
+      this.templates = (await api.gql(TEMPLATES)).templates;
+    } catch (err) {
+      this.templates = []; // a workspace without senders has none: the form works without
+    }
+    for (const [i, t] of this.templates.entries()) {
+      const label = `${t.name} (${t.language}, ${t.category.toLowerCase()}, ${t.parameters.length} parameters)`;
+      this.template.append(h("option", { value: String(i) }, label));
+    }
+  }
+
+  chosen() {
+    return this.template.value === "" ? null : this.templates[Number(this.template.value)];
+  }
+
+  onTemplate() {
+    const t = this.chosen();
+    if (t) {
+      // one placeholder per parameter, named after it: rename them to CSV columns
+      this.body.value = t.parameters.map((p) => `{{${/^\d+$/.test(p) ? `param${p}` : p}}}`).join(" ");
+    }
+    this.updateHint();
+  }
+
+  updatePreview() {
+    const t = this.chosen();
+    this.preview.hidden = !t;
+    if (!t) return;
+    const row = firstRow(this.recipients.textarea.value);
+    const values = placeholders(this.body.value).map((n) => row[n] ?? `{{${n}}}`);
+    const wanted = t.parameters.length;
+    const note = values.length === wanted ? "" : ` — the template takes ${wanted} parameters, the message gives ${values.length}`;
+    setText(this.preview, `Preview: ${fillTemplate(t.body, t.parameters, values)}${note}`);
+    this.preview.classList.toggle("hint-warn", values.length !== wanted);
   }
 
   updateHint() {
+    this.updatePreview();
     const names = placeholders(this.body.value);
     if (!names.length) {
       setText(this.hint, "Use {{placeholders}} for per-recipient values, e.g. {{name}}.");
@@ -70,7 +128,10 @@ export class NewCampaignView {
     this.submit.disabled = true;
     setText(this.submit, "Creating…");
     try {
-      const data = await api.gql(CREATE, { input: { name: this.name.value.trim(), body: this.body.value } });
+      const input = { name: this.name.value.trim(), body: this.body.value };
+      const t = this.chosen();
+      if (t) Object.assign(input, { templateName: t.name, templateLanguage: t.language, senderId: t.senderId });
+      const data = await api.gql(CREATE, { input });
       const { campaign, userErrors } = data.result;
       if (userErrors.length || !campaign) {
         showUserErrors(this.errors, userErrors, true);
