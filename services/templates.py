@@ -130,9 +130,20 @@ async def check_for_launch(campaign: Campaign) -> None:
     """A templated campaign of a connected sender may leave DRAFT only with a template
     of that sender's registry, APPROVED, whose parameters its body fills one for one
     (VALIDATION naming the field at fault). Campaigns of the bootstrap sender have no
-    registry to check: the Cloud API refuses a bad template at the first send (fatal)."""
-    if not campaign.template_name or campaign.sender_id is None:
+    registry to check: the Cloud API refuses a bad template at the first send (fatal).
+
+    A campaign of a connected sender without a template is refused: WhatsApp delivers
+    free text only inside the 24-hour customer service window (a day from the person's
+    last message to the business), and a campaign starts conversations."""
+    if campaign.sender_id is None:
         return
+    if not campaign.template_name:
+        raise ValidationFailed(
+            "templateName: a campaign needs an approved WhatsApp template. WhatsApp delivers free-text messages "
+            "only within 24 hours of the customer's last message to you (the customer service window); a "
+            "campaign starts conversations, so it must use a template (see `templates`).",
+            ("templateName",),
+        )
     template = await Template.get_or_none(
         sender_id=campaign.sender_id, name=campaign.template_name, language=campaign.template_language or ""
     )

@@ -86,7 +86,7 @@ async def test_two_workspaces_send_at_once_each_through_its_own_number_at_its_ow
                 throughput=number.throughput,
             )
             assert reply.status in (200, 201), reply.body
-            await ensure_sender(
+            sender = await ensure_sender(
                 who.principal.workspace_id,
                 box,
                 name=f"shop {label}",
@@ -97,7 +97,12 @@ async def test_two_workspaces_send_at_once_each_through_its_own_number_at_its_ow
                 throughput=number.throughput,
                 tier=Tier.TIER_10K,
             )
-            view = await who.ready_campaign(N)
+            client = WhatsAppProvider(sim.url, "v26.0", concurrency=2)
+            try:  # every WABA has Meta's hello_world: a connected sender sends templates only
+                await templates.sync(who.principal.workspace_id, sender.id, box, client)
+            finally:
+                await client.close()
+            view = await who.ready_campaign(N, templateName="hello_world", templateLanguage="en_US", body="Hello")
             campaigns[label] = expect_id(view["id"], "Campaign")
         worker = Settings(
             database_url=settings.database_url,

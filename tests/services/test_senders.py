@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +16,7 @@ from domain.errors import Conflict, InvalidInput, NotFound, ValidationFailed
 from domain.ids import expect_id
 from domain.lifecycle import Action
 from domain.senders import Tier
-from models import Campaign, Sender
+from models import Campaign, Sender, Template
 from providers.whatsapp import LookupRefused, NumberInfo
 from services import senders
 from services.tokens import TokenBox
@@ -142,8 +143,21 @@ async def test_the_default_moves_when_asked_and_when_it_is_disconnected(api: Api
 
 async def test_a_sender_a_campaign_sends_from_cannot_be_disconnected(api: Api) -> None:
     sender = await connect(api)
-    draft = await api.ready_campaign(1)
-    queued = await api.ready_campaign(1)
+    await Template.create(
+        sender_id=sender.id,
+        meta_id="1",
+        name="hello_world",
+        language="en_US",
+        status="APPROVED",
+        category="UTILITY",
+        parameter_format="POSITIONAL",
+        body="Hello",
+        parameters=[],
+        synced_at=datetime.now(UTC),
+    )
+    hello = {"templateName": "hello_world", "templateLanguage": "en_US", "body": "Hello"}
+    draft = await api.ready_campaign(1, **hello)
+    queued = await api.ready_campaign(1, **hello)
     await apply_action(api.principal, expect_id(queued["id"], "Campaign"), Action.SEND_NOW)
     for c in (draft, queued):
         assert (await Campaign.get(id=expect_id(c["id"], "Campaign"))).sender_id == sender.id  # the default

@@ -10,7 +10,7 @@ import pytest
 from domain.ids import expect_id
 from domain.lifecycle import CampaignStatus
 from domain.senders import Tier
-from models import Campaign
+from models import Campaign, Sender
 from providers.whatsapp import TemplateUpdate
 from services.senders import ensure_sender
 from services.template_updates import apply_updates
@@ -24,8 +24,12 @@ _serial = iter(range(1, 10**6))
 
 
 async def processing_with(api: Api, template: str, waba: str = WABA) -> int:
-    """A PROCESSING campaign of a sender of `waba`, sending `template` (en_US)."""
-    await ensure_sender(
+    """A PROCESSING campaign of a new sender of `waba`, sending `template` (en_US):
+    launched from the bootstrap sender (a workspace's first sender is its default, and a
+    connected sender's campaign needs a synced registry to launch), then moved to it."""
+    await Sender.filter(workspace_id=api.principal.workspace_id).update(is_default=False)
+    pk = expect_id((await campaign_in(api, CampaignStatus.PROCESSING))["id"], "Campaign")
+    sender = await ensure_sender(
         api.principal.workspace_id,
         TokenBox(Settings().sender_token_key),
         name="line",
@@ -36,8 +40,7 @@ async def processing_with(api: Api, template: str, waba: str = WABA) -> int:
         throughput=80,
         tier=Tier.TIER_250,
     )
-    pk = expect_id((await campaign_in(api, CampaignStatus.PROCESSING))["id"], "Campaign")
-    await Campaign.filter(id=pk).update(template_name=template, template_language="en_US")
+    await Campaign.filter(id=pk).update(template_name=template, template_language="en_US", sender_id=sender.id)
     return pk
 
 

@@ -50,7 +50,14 @@ class Dev:
     def create(self, recipients: int) -> str:
         created = self.gql(
             "mutation($input: CreateCampaignInput!) { createCampaign(input: $input) { campaign { id } userErrors { message } } }",
-            input={"name": "Watched", "body": "Hi {{name}}", "failureThreshold": None},
+            # the dev sender sends templates only (the 24-hour window): Meta's hello_world takes no parameter
+            input={
+                "name": "Watched",
+                "body": "Hi",
+                "templateName": "hello_world",
+                "templateLanguage": "en_US",
+                "failureThreshold": None,
+            },
         )["createCampaign"]
         assert created["userErrors"] == [], created
         gid = str(created["campaign"]["id"])

@@ -122,7 +122,8 @@ class Gql:
     async def draft(self, name: str, recipients: int, first: int) -> str:
         data = await self(
             "mutation($input: CreateCampaignInput!) { createCampaign(input: $input) { campaign { id } userErrors { message } } }",
-            input={"name": name, "body": "Hello {{name}}"},
+            # the dev sender sends templates only (the 24-hour window): Meta's hello_world takes no parameter
+            input={"name": name, "body": "Hello", "templateName": "hello_world", "templateLanguage": "en_US"},
         )
         gid = data["createCampaign"]["campaign"]["id"]
         rows = "".join(f"+1415{first + i:07d},Friend {i}\n" for i in range(recipients))
@@ -209,10 +210,17 @@ async def test_dashboard_creates_sends_pauses_and_resumes_a_campaign_live(dev_se
                 # New campaign: name, body with a placeholder, recipients pasted as CSV.
                 await page.get_by_test_id("new-campaign").click()
                 await page.get_by_test_id("new-name").fill("Black Friday")
-                await page.get_by_test_id("new-body").fill("Hi {{name}}, everything is 30% off until midnight.")
-                csv = "phone,name\n" + "\n".join(f"+1415{3_000_000 + i:07d},Customer {i}" for i in range(RECIPIENTS))
+                await page.get_by_test_id("new-template").select_option(
+                    label="spring_sale (en_US, marketing, 2 parameters)"
+                )
+                await page.get_by_test_id("new-body").fill("{{name}} {{discount}}")
+                csv = "phone,name,discount\n" + "\n".join(
+                    f"+1415{3_000_000 + i:07d},Customer {i},30%" for i in range(RECIPIENTS)
+                )
                 await page.get_by_test_id("new-csv").fill(csv)
-                await expect(page.get_by_test_id("placeholder-hint")).to_have_text("Placeholders: {{name}}")
+                await expect(page.get_by_test_id("placeholder-hint")).to_have_text(
+                    "Placeholders: {{name}}, {{discount}}"
+                )
                 await page.get_by_test_id("create-submit").click()
 
                 report = page.get_by_test_id("import-report")
