@@ -23,7 +23,7 @@ from jobs.worker import CampaignWorker, worker_settings
 from models import Campaign, Message
 from providers.whatsapp import WhatsAppProvider
 from services import templates
-from services.senders import ensure_sender
+from services.senders import connect_sender, ensure_sender
 from services.tokens import TokenBox
 from services.transitions import apply_action
 from settings import Settings
@@ -147,9 +147,10 @@ async def test_two_workspaces_send_at_once_each_through_its_own_number_at_its_ow
 
 
 async def templated_sender(api: Api, settings: Settings, sim: Sim, number: str, throughput: int) -> str:
-    """A sender of the workspace on a new number of the simulator's first WABA (its
-    sample templates: spring_sale {{1}} {{2}}, order_update {{first_name}}
-    {{order_id}}), its templates synced; returns the WABA id."""
+    """A sender connected as connectSender does it (the number checked with the
+    simulator's lookup), on a new number of the simulator's first WABA (its sample
+    templates: spring_sale {{1}} {{2}}, order_update {{first_name}} {{order_id}}), then
+    its templates synced; returns the WABA id."""
     waba = sim.simulator.config.waba_id
     reply = await sim.register(
         phone_number_id=number,
@@ -160,19 +161,19 @@ async def templated_sender(api: Api, settings: Settings, sim: Sim, number: str, 
     )
     assert reply.status in (200, 201), reply.body
     box = TokenBox(settings.sender_token_key)
-    view = await ensure_sender(
-        api.principal.workspace_id,
-        box,
-        name="shop",
-        waba_id=waba,
-        phone_number_id=number,
-        display_phone_number="15550009",
-        access_token="EAAG-t",
-        throughput=throughput,
-        tier=Tier.TIER_10K,
-    )
     client = WhatsAppProvider(sim.url, "v26.0", concurrency=2)
     try:
+        view = await connect_sender(
+            api.principal,
+            box,
+            client,
+            name="shop",
+            waba_id=waba,
+            phone_number_id=number,
+            access_token="EAAG-t",
+            throughput=throughput,
+        )
+        assert view.display_phone_number == "15550009"
         await templates.sync(api.principal.workspace_id, view.id, box, client)
     finally:
         await client.close()
