@@ -47,7 +47,7 @@ class Action(StrEnum):
     START = "START"  # SCHEDULED -> QUEUED when the time comes
     CLAIM = "CLAIM"  # QUEUED -> PROCESSING when a worker takes it
     COMPLETE = "COMPLETE"  # PROCESSING -> COMPLETED when nothing is pending
-    AUTO_PAUSE = "AUTO_PAUSE"  # PROCESSING -> PAUSED by the failure-rate guard
+    AUTO_PAUSE = "AUTO_PAUSE"  # QUEUED/PROCESSING -> PAUSED: the failure guard, a stopped template
     FAIL = "FAIL"  # QUEUED/PROCESSING -> FAILED when it cannot go on
 
 
@@ -93,6 +93,7 @@ TABLE: dict[tuple[CampaignStatus, Action], CampaignStatus | None] = {
     (S.QUEUED, A.DUPLICATE): S.QUEUED,
     (S.QUEUED, A.CLAIM): S.PROCESSING,
     (S.QUEUED, A.FAIL): S.FAILED,
+    (S.QUEUED, A.AUTO_PAUSE): S.PAUSED,
     (S.PROCESSING, A.PAUSE): S.PAUSED,
     (S.PROCESSING, A.CANCEL): S.CANCELLED,
     (S.PROCESSING, A.DUPLICATE): S.PROCESSING,

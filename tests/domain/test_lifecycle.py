@@ -66,6 +66,7 @@ def test_allowed_actions_follow_the_contract_order() -> None:
         (S.QUEUED, A.CLAIM, S.PROCESSING),
         (S.PROCESSING, A.COMPLETE, S.COMPLETED),
         (S.PROCESSING, A.AUTO_PAUSE, S.PAUSED),
+        (S.QUEUED, A.AUTO_PAUSE, S.PAUSED),  # its template was paused before it started
         (S.QUEUED, A.FAIL, S.FAILED),
         (S.PROCESSING, A.FAIL, S.FAILED),
     ],

@@ -66,6 +66,14 @@ async def test_a_stopped_template_stops_the_campaigns_sending_it(
         assert (await Campaign.get(id=untouched)).status is CampaignStatus.PROCESSING
 
 
+async def test_a_queued_campaign_is_paused_before_it_sends(api: Api) -> None:
+    pk = await processing_with(api, "promo")
+    await Campaign.filter(id=pk).update(status=CampaignStatus.QUEUED)
+    assert await apply_updates([TemplateUpdate(WABA, "promo", "en_US", "PAUSED", None)]) == [pk]
+    campaign = await Campaign.get(id=pk)
+    assert campaign.status is CampaignStatus.PAUSED and "paused the template promo" in (campaign.status_reason or "")
+
+
 async def test_an_approval_moves_no_campaign(api: Api) -> None:
     pk = await processing_with(api, "promo")
     assert await apply_updates([TemplateUpdate(WABA, "promo", "en_US", "APPROVED", None)]) == []
