@@ -236,6 +236,22 @@ class WhatsAppProvider:
         if session is not None and not session.closed:
             await session.close()
 
+    async def _get_json(
+        self, url: str, params: dict[str, str] | None, access_token: str
+    ) -> tuple[int, Any] | LookupRefused:
+        """(status, parsed body or None) of a Graph API GET; a network failure is a
+        refusal without a code."""
+        headers = {"Authorization": f"Bearer {access_token}"}
+        try:
+            async with self._get_session().get(url, params=params, headers=headers) as response:
+                raw, status = await response.read(), response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return LookupRefused(None, f"the Cloud API could not be reached ({type(exc).__name__})")
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, None
+
     async def lookup_number(self, phone_number_id: str, access_token: str) -> NumberInfo | LookupRefused:
         """What the Cloud API says of a phone number, asked with its token: how a
         sender is checked before it is connected (never raises)."""
@@ -243,17 +259,10 @@ class WhatsAppProvider:
         params = {
             "fields": "id,display_phone_number,verified_name,throughput,whatsapp_business_manager_messaging_limit"
         }
-        headers = {"Authorization": f"Bearer {access_token}"}
-        try:
-            async with self._get_session().get(url, params=params, headers=headers) as response:
-                raw = await response.read()
-                status = response.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return LookupRefused(None, f"the Cloud API could not be reached ({type(exc).__name__})")
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
+        answer = await self._get_json(url, params, access_token)
+        if isinstance(answer, LookupRefused):
+            return answer
+        status, body = answer
         if status == 200 and isinstance(body, dict) and body.get("display_phone_number"):
             throughput = body.get("throughput")
             limit = body.get("whatsapp_business_manager_messaging_limit")
@@ -274,20 +283,14 @@ class WhatsAppProvider:
         raises). At most TEMPLATE_PAGES pages: Meta allows 200 such calls an hour."""
         url: str | None = f"{self.base}/{waba_id}/message_templates"
         params: dict[str, str] | None = {"fields": TEMPLATE_FIELDS, "limit": "100"}
-        headers = {"Authorization": f"Bearer {access_token}"}
         found: list[dict[str, Any]] = []
         for _ in range(TEMPLATE_PAGES):
             if url is None:
                 break
-            try:
-                async with self._get_session().get(url, params=params, headers=headers) as response:
-                    raw, status = await response.read(), response.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                return LookupRefused(None, f"the Cloud API could not be reached ({type(exc).__name__})")
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
+            answer = await self._get_json(url, params, access_token)
+            if isinstance(answer, LookupRefused):
+                return answer
+            status, body = answer
             if status != 200 or not isinstance(body, dict):
                 error = body.get("error") if isinstance(body, dict) else None
                 if isinstance(error, dict):
