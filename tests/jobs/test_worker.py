@@ -165,6 +165,17 @@ class Running:
         return cast(Runner, self.worker.ctx["runner"])
 
 
+def settle_jobs(worker: CampaignWorker) -> None:
+    """Forget the job tasks that have ended: a job the hard stop cancelled while arq was
+    still writing its result must not fail close(), which gathers the job tasks without
+    return_exceptions (awaiting a cancelled task raises CancelledError every time)."""
+    for job_id, job in list(worker.tasks.items()):
+        if job.done():
+            if not job.cancelled():
+                job.exception()  # retrieved: asyncio does not report it unretrieved
+            worker.tasks.pop(job_id, None)
+
+
 @asynccontextmanager
 async def running_worker(fast: Settings, provider: ScriptedProvider, **overrides: Any) -> AsyncIterator[Running]:
     """A CampaignWorker from `worker_settings` (sharing the test's ORM, as `campaigns dev`
@@ -186,9 +197,8 @@ async def running_worker(fast: Settings, provider: ScriptedProvider, **overrides
         if not task.done():
             worker.handle_sig(signal.SIGUSR1)  # arq's hard stop: cancel the jobs and the loop
         await asyncio.gather(task, return_exceptions=True)
-        # a job the hard stop cancelled while arq was still writing its result must not
-        # fail close(), which gathers the job tasks without return_exceptions
-        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)  # let them end
+        settle_jobs(worker)
         await worker.close()
         if worker._handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):

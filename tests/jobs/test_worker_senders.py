@@ -30,7 +30,7 @@ from settings import Settings
 from simulator import SimulatorConfig
 from tests.conftest import Api, phone
 from tests.e2e.conftest import RedisServer
-from tests.jobs.test_worker import _completed
+from tests.jobs.test_worker import _completed, settle_jobs
 from tests.services.test_receipts import assert_consistent
 from tests.simulator.conftest import Sim, running
 from tests.waiting import until
@@ -66,6 +66,7 @@ async def worker_on(settings: Settings) -> AsyncIterator[CampaignWorker]:
         worker.handle_sig(signal.SIGUSR1)
         await asyncio.gather(task, return_exceptions=True)
         await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        settle_jobs(worker)
         await worker.close()
 
 
