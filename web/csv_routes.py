@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from domain.access import Scope, check
 from domain.errors import DomainError, LimitExceeded
 from domain.ids import expect_id
+from services.auth import Principal
 from services.campaigns import get_campaign
 from services.csv_io import export_csv, export_opt_outs, import_csv, import_opt_outs
 from web.errors import HttpErrorCode, domain_error_response, error_response
@@ -40,13 +41,19 @@ async def _spooled(request: Request, spool: IO[bytes]) -> None:
         spool.write(chunk)
 
 
-async def import_recipients(request: Request) -> Response:
-    principal = request.state.principal
+def _refused_upload(request: Request, principal: Principal, operation: str) -> Response | None:
+    """Why a CSV upload is refused before its body is read: the key lacks `write`, or
+    the body is not CSV (None: go on)."""
     try:
-        check("the CSV import", Scope.WRITE, principal.scopes)
+        check(operation, Scope.WRITE, principal.scopes)
     except DomainError as error:
         return domain_error_response(error)
-    refused = _refused_media(request)
+    return _refused_media(request)
+
+
+async def import_recipients(request: Request) -> Response:
+    principal = request.state.principal
+    refused = _refused_upload(request, principal, "the CSV import")
     if refused is not None:
         return refused
     try:
@@ -88,11 +95,7 @@ async def import_opt_out_list(request: Request) -> Response:
     """`POST /opt-outs`: a CSV with a `phone` column (and optionally `detail`) added to
     the workspace's opt-out list; scope `write`, like addOptOuts."""
     principal = request.state.principal
-    try:
-        check("the opt-out import", Scope.WRITE, principal.scopes)
-    except DomainError as error:
-        return domain_error_response(error)
-    refused = _refused_media(request)
+    refused = _refused_upload(request, principal, "the opt-out import")
     if refused is not None:
         return refused
     try:
