@@ -19,6 +19,8 @@ SECRETS = {
     "WHATSAPP_ACCESS_TOKEN": "bench-access-token",
     "WHATSAPP_APP_SECRET": "bench-app-secret",
     "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
+    # a Fernet key of the benchmarks' own: `serve` and `worker` refuse the development one
+    "SENDER_TOKEN_KEY": "YmVuY2gtc2VuZGVyLXRva2VuLWtleS0zMi1ieXRlcyE=",
     "SIMULATOR_ACCESS_TOKEN": "bench-access-token",
     "SIMULATOR_APP_SECRET": "bench-app-secret",
 }
