@@ -12,6 +12,21 @@ Pure: no I/O.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+
+
+class WaitReason(StrEnum):
+    """Why a PENDING message waits (`message.wait_reason`, while `not_before` is ahead)."""
+
+    #: WhatsApp's per-user marketing limit answered 131049
+    MARKETING_LIMIT = "MARKETING_LIMIT"
+    #: the campaign sends at a wall-clock time in each recipient's zone, not yet there
+    LOCAL_TIME = "LOCAL_TIME"
+    #: outside the campaign's send window (quiet hours)
+    WINDOW = "WINDOW"
+    #: the sender reached its daily messaging limit (unique recipients per moving 24 h)
+    DAILY_LIMIT = "DAILY_LIMIT"
+
 
 #: WhatsApp's "healthy ecosystem" limit on marketing messages one user receives: Meta
 #: asks to wait, not to retry at once (docs/STACK.md: retry after 24 h or more)

@@ -148,6 +148,14 @@ class Campaign(Model):
     #: changes on SCHEDULE/RESCHEDULE/UNSCHEDULE/CANCEL, so a stale deferred job is a no-op
     schedule_token = fields.CharField(max_length=32, null=True)
     send_rate = fields.IntField(null=True)
+    #: the zone of a recipient whose number tells none (and of a window without its own):
+    #: an IANA name, null for UTC (domain/timezones.py)
+    time_zone = fields.CharField(max_length=64, null=True)
+    #: when messages may start, as JSON (domain/delivery.SendWindow): days, start, end, zone
+    send_window = fields.TextField(null=True)
+    #: send at this wall-clock date and time in each recipient's zone, as JSON
+    #: (domain/delivery.LocalSend), null for one instant for everyone
+    local_send = fields.TextField(null=True)
     failure_threshold = fields.FloatField(null=True)
     failure_sample_size = fields.IntField(default=100)
     total = fields.IntField(default=0)
@@ -223,6 +231,11 @@ class Message(Model):
     not_before = fields.DatetimeField(null=True)
     #: times it was put to wait after WhatsApp's per-user marketing limit (131049)
     deferrals = fields.IntField(default=0, db_default=0)
+    #: why it waits while `not_before` is ahead (domain/waiting.WaitReason), null otherwise
+    wait_reason = fields.CharField(max_length=16, null=True)
+    #: the recipient's IANA zone, from the `timezone` variable or the number
+    #: (domain/timezones.py), null when neither tells: the campaign's zone applies
+    time_zone = fields.CharField(max_length=64, null=True)
 
     campaign_id: int
 

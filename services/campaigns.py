@@ -127,27 +127,40 @@ async def duplicate_campaign(principal: Principal, pk: int, name: str | None) ->
     else:
         name = f"{source.name[: MAX_NAME - 7]} (copy)"
     async with db.in_transaction() as conn:
-        copy = await Campaign.create(
-            using_db=conn,
-            workspace_id=principal.workspace_id,
-            name=name,
-            channel=source.channel,
-            body=source.body,
-            template_name=source.template_name,
-            template_language=source.template_language,
-            sender_id=await senders.live_or_default(principal.workspace_id, source.sender_id),
-            send_rate=source.send_rate,
-            failure_threshold=source.failure_threshold,
-            failure_sample_size=source.failure_sample_size,
+        copy = await copy_campaign(
+            conn, source, name, principal.actor, f"duplicate of {to_global_id('Campaign', source.id)}"
         )
-        copied = await db.execute(
-            conn,
-            "INSERT INTO message (campaign_id, phone, variables, status, attempts) "
-            "SELECT ?, m.phone, m.variables, 'PENDING', 0 FROM message m "
-            "WHERE m.campaign_id = ? AND NOT EXISTS (SELECT 1 FROM opt_out o "
-            "WHERE o.workspace_id = ? AND o.phone = m.phone) ORDER BY m.id",
-            [copy.id, source.id, principal.workspace_id],
-        )
-        await counters.move(conn, copy.id, total=copied, pending=copied)
-        await _record_creation(conn, copy, principal.actor, f"duplicate of {to_global_id('Campaign', source.id)}")
     return await get_campaign(principal, copy.id)
+
+
+async def copy_campaign(conn: BaseDBAsyncClient, source: Campaign, name: str, actor: str, note: str) -> Campaign:
+    """A new DRAFT in `source`'s workspace with its content, delivery settings and
+    recipients (minus phones opted out since), written in the caller's transaction with
+    its creation event (`note` says where it came from). DUPLICATE and each occurrence of
+    a recurring schedule make their campaigns here."""
+    copy = await Campaign.create(
+        using_db=conn,
+        workspace_id=source.workspace_id,
+        name=name,
+        channel=source.channel,
+        body=source.body,
+        template_name=source.template_name,
+        template_language=source.template_language,
+        sender_id=await senders.live_or_default(source.workspace_id, source.sender_id),
+        send_rate=source.send_rate,
+        failure_threshold=source.failure_threshold,
+        failure_sample_size=source.failure_sample_size,
+        time_zone=source.time_zone,
+        send_window=source.send_window,
+    )
+    copied = await db.execute(
+        conn,
+        "INSERT INTO message (campaign_id, phone, variables, time_zone, status, attempts) "
+        "SELECT ?, m.phone, m.variables, m.time_zone, 'PENDING', 0 FROM message m "
+        "WHERE m.campaign_id = ? AND NOT EXISTS (SELECT 1 FROM opt_out o "
+        "WHERE o.workspace_id = ? AND o.phone = m.phone) ORDER BY m.id",
+        [copy.id, source.id, source.workspace_id],
+    )
+    await counters.move(conn, copy.id, total=copied, pending=copied)
+    await _record_creation(conn, copy, actor, note)
+    return copy

@@ -17,7 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from domain.lifecycle import CampaignStatus
 from domain.sending import Recorded
-from domain.waiting import MARKETING_LIMIT, deferral_s, deferred_text
+from domain.waiting import MARKETING_LIMIT, WaitReason, deferral_s, deferred_text
 from services import counters, db
 
 log = logging.getLogger("campaigns.waiting")
@@ -61,12 +61,14 @@ async def defer_claimed(
     deferred = await db.update_each(
         conn,
         "message",
-        "status = 'PENDING', not_before = v.until, deferrals = t.deferrals + 1, error_code = :code, "
+        "status = 'PENDING', not_before = v.until, wait_reason = :reason, deferrals = t.deferrals + 1, "
+        "error_code = :code, "
         "error_message = v.msg, attempts = t.attempts + v.extra, doubt_at = NULL",
         "t.status = 'SENDING' AND t.claim_fence = v.fence",
         (("until", "timestamptz"), ("msg", "text"), ("extra", "int"), ("fence", "int")),
         values,
         code=MARKETING_LIMIT,
+        reason=WaitReason.MARKETING_LIMIT.value,
     )
     if deferred:
         log.info("%s messages wait for WhatsApp's per-user marketing limit (131049)", len(deferred))
@@ -92,7 +94,8 @@ async def defer_failed(conn: BaseDBAsyncClient, failures: Mapping[int, str | Non
     rows = await db.update_each(
         conn,
         "message",
-        "status = 'PENDING', not_before = v.until, deferrals = t.deferrals + 1, send_round = t.send_round + 1, "
+        "status = 'PENDING', not_before = v.until, wait_reason = :reason, deferrals = t.deferrals + 1, "
+        "send_round = t.send_round + 1, "
         "error_message = v.msg, provider_message_id = NULL, sent_at = NULL, delivered_at = NULL, read_at = NULL, "
         "failed_at = NULL, doubt_at = NULL",
         "t.status = 'FAILED' AND t.error_code = :code AND EXISTS (SELECT 1 FROM campaign c "
@@ -100,6 +103,7 @@ async def defer_failed(conn: BaseDBAsyncClient, failures: Mapping[int, str | Non
         (("until", "timestamptz"), ("msg", "text")),
         values,
         code=MARKETING_LIMIT,
+        reason=WaitReason.MARKETING_LIMIT.value,
         **dict(zip(("queued", "processing", "paused"), _STILL_SENDING, strict=True)),
     )
     if not rows:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -206,3 +207,16 @@ async def api(http: httpx.AsyncClient) -> Api:
 async def other_api(http: httpx.AsyncClient) -> Api:
     """A second, independent workspace in the same test."""
     return await _new_api(http, "Other workspace")
+
+
+@pytest.fixture
+def business_clock() -> Iterator[ModuleType]:
+    """runtime/clock.py, to move in a test (`advance`, `travel_to`); back to the system
+    clock afterwards, whatever the test did."""
+    from runtime import clock
+
+    clock.set_offset(0)
+    try:
+        yield clock
+    finally:
+        clock.set_offset(0)
