@@ -20,6 +20,7 @@
 | WHATSAPP_IDEMPOTENCY | false | the provider honours Idempotency-Key (the Cloud API does not) |
 | WHATSAPP_RATE_LIMIT | 1000 | messages per second of the sender number, shared by all workers |
 | WHATSAPP_TIMEOUT_S | 15 | seconds a send may take before its answer counts as lost |
+| WHATSAPP_MESSAGING_TIER | (read) | the number's messaging limit, TIER_250 ... TIER_UNLIMITED (unset: read from it) |
 | WORKER_CONCURRENCY | 200 | provider calls in flight per campaign run |
 | WORKER_MAX_CAMPAIGNS | 10 | campaigns one worker process sends at once |
 | WORKER_MAX_ATTEMPTS | 5 | provider calls per message before a transient error fails it |
@@ -45,6 +46,7 @@ from typing import Any
 
 from tortoise.backends.base.config_generator import expand_db_url
 
+from domain.senders import Tier, parse_tier
 from domain.sending import InDoubtPolicy
 
 DEFAULT_DATABASE_URL = "sqlite://data/campaigns.sqlite3"
@@ -76,6 +78,13 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _tier(text: str) -> Tier:
+    tier = parse_tier(text)
+    if tier is None:
+        raise ValueError(f"not a messaging tier ({', '.join(t.value for t in Tier)})")
+    return tier
+
+
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in text.split(",") if o.strip())
 
@@ -102,6 +111,9 @@ class Settings:
     whatsapp_idempotency: bool = False
     whatsapp_rate_limit: int = 1000
     whatsapp_timeout_s: float = 15.0
+    #: the bootstrap sender's messaging limit; None: the worker reads it from the number
+    #: (jobs/worker.py), and holds to TIER_250, the lowest current tier, until it can
+    whatsapp_messaging_tier: Tier | None = None
     worker_concurrency: int = 200
     worker_max_campaigns: int = 10
     worker_max_attempts: int = 5
@@ -201,7 +213,7 @@ class Settings:
 #: the defaults, which are development values for the secrets
 DEVELOPMENT = Settings()
 #: set to the empty string, these mean "not set" (a compose file's `${X:-}`)
-_EMPTY_IS_UNSET = frozenset({"database_url", "redis_url", "whatsapp_api_base"})
+_EMPTY_IS_UNSET = frozenset({"database_url", "redis_url", "whatsapp_api_base", "whatsapp_messaging_tier"})
 _BY_TYPE: dict[str, Callable[[str], Any]] = {
     "str": str,
     "str | None": lambda text: text or None,
@@ -210,6 +222,7 @@ _BY_TYPE: dict[str, Callable[[str], Any]] = {
     "bool": _bool,
     "tuple[str, ...]": _origins,
     "InDoubtPolicy": lambda text: InDoubtPolicy(text.strip().lower()),
+    "Tier | None": _tier,
 }
 _PARSE: dict[str, Callable[[str], Any]] = {"log_level": lambda text: text.upper()}
 

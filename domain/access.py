@@ -40,6 +40,8 @@ MUTATION_SCOPES: dict[str, Scope] = {
     "unscheduleCampaign": Scope.WRITE,
     "scheduleCampaign": Scope.SEND,
     "rescheduleCampaign": Scope.SEND,
+    "scheduleCampaignInLocalTime": Scope.SEND,
+    "rescheduleCampaignInLocalTime": Scope.SEND,
     "sendCampaignNow": Scope.SEND,
     "resumeCampaign": Scope.SEND,
     "retryFailedMessages": Scope.SEND,
@@ -59,6 +61,11 @@ MUTATION_SCOPES: dict[str, Scope] = {
     "updateSender": Scope.ADMIN,
     "disconnectSender": Scope.ADMIN,
     "syncTemplates": Scope.WRITE,
+    # a recurring schedule sends (create, resume) or stops sending (pause, end)
+    "createRecurringSchedule": Scope.SEND,
+    "resumeRecurringSchedule": Scope.SEND,
+    "pauseRecurringSchedule": Scope.WRITE,
+    "endRecurringSchedule": Scope.WRITE,
 }
 
 

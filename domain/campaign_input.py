@@ -8,7 +8,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from domain.delivery import parse_window
 from domain.errors import DomainError, ValidationFailed, collect
+from domain.timezones import is_zone
 
 MAX_NAME = 200
 MAX_BODY = 4096  # WhatsApp's text message limit
@@ -26,6 +28,8 @@ FIELDS: dict[str, str] = {
     "sendRate": "send_rate",
     "failureThreshold": "failure_threshold",
     "failureSampleSize": "failure_sample_size",
+    "timeZone": "time_zone",
+    "sendWindow": "send_window",
 }
 
 
@@ -76,6 +80,20 @@ def validate_fields(given: dict[str, Any], *, creating: bool, prefix: str = "inp
         elif key == "failureSampleSize":
             if value is None or not 1 <= value <= 1_000_000:
                 fail(key, "failureSampleSize is between 1 and 1,000,000.")
+        elif key == "timeZone":
+            if value is not None:
+                value = str(value).strip()
+                if not is_zone(value):
+                    fail(key, f"timeZone {value!r} is not an IANA time zone (for example Europe/Paris).")
+        elif key == "sendWindow":
+            # a mapping of days, start, end, timeZone (or None: no window), stored as JSON
+            if value is not None:
+                try:
+                    value = parse_window(
+                        value["days"], value["start"], value["end"], value.get("timeZone"), (prefix, key)
+                    ).to_json()
+                except ValidationFailed as error:
+                    errors.append(error)
         out[attr] = value
     if creating:
         for required in ("name", "body"):

@@ -12,6 +12,7 @@ NODE_TYPES = (
     "Campaign",
     "Message",
     "OptOut",
+    "RecurringSchedule",
     "Sender",
     "Template",
     "TestMessage",

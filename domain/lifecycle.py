@@ -160,11 +160,20 @@ class LaunchFacts:
     longest: tuple[str, int] | None = None
     scheduled_at: datetime | None = None
     now: datetime | None = None
+    #: for a local-time schedule (domain/delivery.LocalSend): the chosen date and time in
+    #: each zone of its recipients; it must still be ahead in at least one
+    local_times: tuple[datetime, ...] = ()
 
 
 def check_launch(action: Action, facts: LaunchFacts) -> None:
     """Guards for leaving DRAFT (and for moving a schedule): raise ValidationFailed."""
     if action in (Action.SCHEDULE, Action.RESCHEDULE):
+        if facts.local_times and facts.now is not None and max(facts.local_times) <= facts.now:
+            raise ValidationFailed(
+                f"That local time has already passed in every recipient's time zone (the last of them at "
+                f"{max(facts.local_times).isoformat()}, now is {facts.now.isoformat()}); choose a later date.",
+                ("time",),
+            )
         if facts.scheduled_at is None or facts.now is None:
             raise ValidationFailed("scheduledAt is required.", ("scheduledAt",))
         if facts.scheduled_at <= facts.now:
@@ -198,5 +207,90 @@ def check_retry_failed(retryable: int) -> None:
     if retryable <= 0:
         raise ValidationFailed(
             "No failed messages can be retried (invalid or opted-out recipients stay failed).",
+            ("id",),
+        )
+
+
+# ===================================================================== recurring schedules
+# A second, separate table: the small lifecycle of a recurring schedule (domain/recurrence.py
+# computes its occurrences), and the guards on the campaign that serves as its model.
+
+
+class ScheduleStatus(StrEnum):
+    #: occurrences are created at their times
+    ACTIVE = "ACTIVE"
+    #: no occurrence is created; RESUME goes on from the next slot after the resume
+    PAUSED = "PAUSED"
+    #: for good: ended by a user, or by the schedule itself (maxRuns reached, endsAt passed)
+    ENDED = "ENDED"
+
+
+class ScheduleAction(StrEnum):
+    """The contract's RecurringScheduleAction; END is also the system's, when maxRuns or
+    endsAt say the schedule is over."""
+
+    PAUSE = "PAUSE"
+    RESUME = "RESUME"
+    END = "END"
+
+
+SS = ScheduleStatus
+SA = ScheduleAction
+
+#: The whole lifecycle of a recurring schedule: (status, action) -> status.
+SCHEDULE_TABLE: dict[tuple[ScheduleStatus, ScheduleAction], ScheduleStatus] = {
+    (SS.ACTIVE, SA.PAUSE): SS.PAUSED,
+    (SS.ACTIVE, SA.END): SS.ENDED,
+    (SS.PAUSED, SA.RESUME): SS.ACTIVE,
+    (SS.PAUSED, SA.END): SS.ENDED,
+}
+
+#: a schedule that may still create occurrences: its model campaign is guarded
+LIVE_SCHEDULE: frozenset[ScheduleStatus] = frozenset({SS.ACTIVE, SS.PAUSED})
+
+
+class InvalidScheduleTransition(InvalidTransition):
+    """The action is not in SCHEDULE_TABLE for the schedule's current status."""
+
+    def __init__(self, status: str, action: str, allowed: list[str]) -> None:
+        super().__init__(status, action, allowed)
+        self.message = (
+            f"Cannot {action} a recurring schedule that is {status}; allowed actions: {', '.join(allowed) or 'none'}."
+        )
+        self.args = (self.message,)
+
+
+def schedule_allowed_actions(status: ScheduleStatus) -> list[ScheduleAction]:
+    """The actions allowed on a schedule in `status`, in the contract's order."""
+    return [a for a in ScheduleAction if (status, a) in SCHEDULE_TABLE]
+
+
+def schedule_transition(status: ScheduleStatus, action: ScheduleAction) -> ScheduleStatus:
+    """The status `action` leads to, or InvalidScheduleTransition naming what is allowed."""
+    try:
+        return SCHEDULE_TABLE[(status, action)]
+    except KeyError:
+        allowed = [a.value for a in schedule_allowed_actions(status)]
+        raise InvalidScheduleTransition(status.value, action.value, allowed) from None
+
+
+def check_model_action(action: Action, schedule: ScheduleStatus | None) -> None:
+    """Guards on a campaign that is the model of a recurring schedule in status
+    `schedule` (None: it models none). While the schedule is live the model stays a
+    DRAFT: its edits and recipients apply to the occurrences to come, so it is never
+    sent itself (each occurrence is a campaign of its own) and is not deleted under its
+    schedule (end the schedule first; an ENDED schedule goes with its model)."""
+    if schedule not in LIVE_SCHEDULE:
+        return
+    if action in (Action.SCHEDULE, Action.SEND_NOW):
+        raise ValidationFailed(
+            f"This campaign is the model of a recurring schedule ({schedule}): each occurrence is sent as a "
+            "campaign of its own. Duplicate it to send it once, or end the schedule first.",
+            ("id",),
+        )
+    if action is Action.DELETE:
+        raise ValidationFailed(
+            f"This campaign is the model of a recurring schedule ({schedule}); end the schedule first "
+            "(endRecurringSchedule), then delete it.",
             ("id",),
         )

@@ -9,6 +9,7 @@ from typing import Any
 from domain.campaign_input import storable
 from domain.messages import MAX_VARIABLES_BYTES
 from domain.phones import InvalidPhone, normalize_phone
+from domain.timezones import TIMEZONE_VARIABLE, is_zone
 
 #: Most recipients one addRecipients call takes; bulk lists go through the CSV import.
 MAX_RECIPIENTS_PER_CALL = 10_000
@@ -36,7 +37,20 @@ def variables_json(variables: Any) -> str:
             raise InvalidRecipient(f"variable {key!r} contains a NUL character")
         if not storable(key) or (isinstance(value, str) and not storable(value)):
             raise InvalidRecipient(f"variable {key!r} contains an invalid character (a lone UTF-16 surrogate)")
+    _check_zone(variables)
     return _encode(variables)
+
+
+def _check_zone(variables: dict[str, Any]) -> None:
+    """The `timezone` variable places the recipient (domain/timezones.py): a value that
+    is not an IANA zone is refused rather than silently ignored. Empty means unset."""
+    given = variables.get(TIMEZONE_VARIABLE)
+    if given is None or given == "":
+        return
+    if not isinstance(given, str) or not is_zone(given.strip()):
+        raise InvalidRecipient(
+            f"variable {TIMEZONE_VARIABLE!r} must be an IANA time zone such as Europe/Paris (got {given!r})"
+        )
 
 
 def text_variables_json(variables: dict[str, str]) -> str:
@@ -63,6 +77,7 @@ def csv_recipient(phone: str, variables: dict[str, str]) -> tuple[str, str]:
         normalized = normalize_phone(phone)
     except InvalidPhone as exc:
         raise InvalidRecipient(str(exc)) from None
+    _check_zone(variables)
     return normalized, text_variables_json(variables)
 
 

@@ -6,12 +6,16 @@ HTTP client or the ORM, as listmonk's manager depends on Store and Messenger.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from domain.delivery import DeliveryPlan
 from domain.lifecycle import Action, CampaignStatus
+from domain.senders import DailyLimit
+from domain.waiting import WaitReason
 
 
 class Outcome(StrEnum):
@@ -258,6 +262,11 @@ class CampaignToSend:
     #: a NAMED template's parameter names, in order (the body's placeholders fill them
     #: one for one); empty for a POSITIONAL one or a free-text message
     template_parameter_names: tuple[str, ...] = ()
+    #: when its messages may start: local time, send window (domain/delivery.py)
+    delivery: DeliveryPlan = field(default_factory=DeliveryPlan)
+    #: its sender's messaging limit (domain/senders.py), set by the worker from the
+    #: sender; None: not limited
+    daily_limit: DailyLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,5 +391,15 @@ class SendingStore(Protocol):
         ...
 
     async def remaining(self, campaign_id: int) -> Remaining: ...
+
+    async def zones(self, campaign_id: int) -> list[str | None]:
+        """The time zones of the campaign's PENDING messages (None: unknown)."""
+        ...
+
+    async def hold(self, lease: Lease, holds: Mapping[str | None, tuple[datetime, WaitReason]], by_zone: bool) -> int:
+        """Put the claimable PENDING messages of each zone (all of them when not
+        `by_zone`) to wait until the given time, for the given reason; a message already
+        waiting longer keeps its time. Only under the lease. How many were put to wait."""
+        ...
 
     async def transition(self, campaign_id: int, action: Action, actor: str, reason: str | None) -> bool: ...

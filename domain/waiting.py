@@ -3,16 +3,21 @@
 Claims skip them until then (services/sending_store.py). A campaign whose remaining
 messages all wait stays PROCESSING, holds no worker lease (its run ends WAITING), and
 shows why and until when (`status_reason`, `next_send_at`); the sweep queues its run
-again once one is due (jobs/sweep.py). The one reason today is WhatsApp's per-user
-marketing limit (131049); send windows and the daily messaging limit (issue 12) are
-more reasons for the same mechanism: a time before which a message must not go out.
+again once one is due (jobs/sweep.py). The reasons (`WaitReason`): WhatsApp's
+per-user marketing limit (131049), a local send time not yet reached and a closed send
+window (domain/delivery.py), the sender's daily messaging limit: each a time before
+which a message must not go out.
 Pure: no I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from domain.timezones import zone
 
 
 class WaitReason(StrEnum):
@@ -45,13 +50,43 @@ def deferral_s(deferrals: int) -> int | None:
     return DEFERRAL_SCHEDULE_S[deferrals]
 
 
-def waiting_reason(count: int, until: datetime) -> str:
-    """A PROCESSING campaign's status reason while everything it has left waits."""
-    people = "message waits" if count == 1 else "messages wait"
-    return (
-        f"{count:,} {people} for WhatsApp's per-user marketing limit (131049); "
-        f"the next goes out at {until.strftime('%Y-%m-%d %H:%M')} UTC."
+#: what each reason is called in a status reason
+REASON_TEXT: dict[WaitReason, str] = {
+    WaitReason.MARKETING_LIMIT: "WhatsApp's per-user marketing limit (131049)",
+    WaitReason.LOCAL_TIME: "their local send time",
+    WaitReason.WINDOW: "the send window",
+    WaitReason.DAILY_LIMIT: "the sender's daily messaging limit",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WaitGroup:
+    """Messages of a campaign that wait for one reason in one zone (None: unknown, the
+    campaign's zone applies), and when the first of them may go out."""
+
+    reason: WaitReason
+    time_zone: str | None
+    count: int
+    until: datetime
+
+
+def waiting_reason(groups: Sequence[WaitGroup], default_zone: str | None = None) -> str:
+    """A PROCESSING campaign's status reason while everything it has left waits: the
+    group that goes out first, in its own zone's wall-clock time, and the whole count;
+    e.g. "Waiting until 09:00 Europe/Paris (2026-12-02) for 3,120 recipients: their
+    local send time." """
+    first = min(groups, key=lambda g: (g.until, g.count))
+    zone_name = first.time_zone or default_zone or "UTC"
+    local = first.until.astimezone(zone(zone_name))
+    people = "recipient" if first.count == 1 else "recipients"
+    text = (
+        f"Waiting until {local:%H:%M} {zone_name} ({local:%Y-%m-%d}) for {first.count:,} {people}: "
+        f"{REASON_TEXT[first.reason]}."
     )
+    total = sum(g.count for g in groups)
+    if total > first.count:
+        text += f" {total:,} wait in all."
+    return text
 
 
 def deferred_text(until: datetime, provider_text: str | None) -> str:

@@ -25,6 +25,7 @@ from domain.lifecycle import ACTIVE, Action, CampaignStatus, Transition
 from jobs.control import request_stop
 from live.publisher import ProgressPublisher
 from models import Campaign
+from runtime import clock
 from runtime.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, QUEUE, run_job_id, start_job_id, wake_job_id
 
 log = logging.getLogger("campaigns.effects")
@@ -81,7 +82,7 @@ class LifecycleEffects:
             campaign.id,
             token,
             _job_id=start_job_id(campaign.id, token),
-            _defer_until=campaign.scheduled_at,
+            _defer_by=clock.real_delay(campaign.scheduled_at) if campaign.scheduled_at else None,
             _queue_name=QUEUE,
         )
 
@@ -105,7 +106,8 @@ class LifecycleEffects:
             JOB_RUN_CAMPAIGN,
             campaign_id,
             _job_id=wake_job_id(campaign_id, version, fence, at.timestamp()),
-            _defer_until=at,
+            # arq defers by the real clock: the business time `at` is this far away
+            _defer_by=clock.real_delay(at),
             _queue_name=QUEUE,
         )
 

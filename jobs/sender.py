@@ -47,6 +47,7 @@ from domain.sending import (
     Written,
 )
 from domain.templates import PAUSING_CODES, placeholders, render
+from jobs.delivery_gate import DeliveryGate
 from jobs.inflight import InFlight
 from jobs.outcomes import OutcomeBuffer
 from jobs.renewal import LeaseRenewal
@@ -96,6 +97,7 @@ class CampaignRun:
             on_counts=self._guard,
             on_lost=lambda: self.stop(RunEnded.LEASE_LOST),
         )
+        self._gate = DeliveryGate(store, lease)
         self._names = placeholders(self.campaign.body)
         #: the highest id claimed: the next claim starts after it (see the store's claim)
         self._cursor = 0
@@ -120,7 +122,7 @@ class CampaignRun:
         await self._inflight.quiet(within)
 
     def _may_call(self) -> bool:
-        return self.stopped is None and self._renewal.valid()
+        return self.stopped is None and self._renewal.valid() and not self._gate.lapsed()
 
     # ----------------------------------------------------------------------- run
 
@@ -206,6 +208,10 @@ class CampaignRun:
             if not await self._renewal.wait_proven(self._stop):
                 break
             try:
+                if self._gate.lapsed():
+                    # what went back unsent must be PENDING again before the gate holds it
+                    await self._outcomes.flush()
+                await self._gate.apply()
                 batch = await self._claim()
             except Exception:
                 log.exception("campaign %s: claiming failed; trying again", self.campaign.id)

@@ -17,6 +17,7 @@ again once Redis is back.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -33,6 +34,7 @@ from tortoise import Tortoise
 
 from domain.lease import LeaseTimes
 from domain.lifecycle import ACTIVE, Action
+from domain.senders import DailyLimit, Tier, parse_tier
 from domain.sending import Lease, Provider, RetryPolicy
 from jobs.control import ControlAck, ControlListener
 from jobs.effects import LifecycleEffects, redis_settings
@@ -43,7 +45,7 @@ from jobs.sweep import SWEEP_EVERY_S, start_scheduled, sweep
 from jobs.webhooks import WebhookDispatcher
 from live.publisher import ProgressPublisher
 from models import Campaign
-from providers.whatsapp import WhatsAppProvider, provider_from
+from providers.whatsapp import NumberInfo, WhatsAppProvider, provider_from
 from runtime import gc as gc_tuning
 from runtime.keys import JOB_RUN_CAMPAIGN, JOB_START_SCHEDULED, JOB_SWEEP, QUEUE
 from services import senders
@@ -54,6 +56,12 @@ from settings import Settings
 log = logging.getLogger("campaigns.worker")
 
 RUN_TIMEOUT_S = 24 * 3600
+#: how often the bootstrap sender's messaging tier is read again from its number (it
+#: changes as Meta raises or lowers it); after a failed read, sooner
+TIER_READ_EVERY_S = 3600.0
+TIER_RETRY_S = 300.0
+#: the tier a sender is held to while its own cannot be read: the lowest current one
+FALLBACK_TIER = Tier.TIER_250
 
 
 class Runner:
@@ -74,6 +82,9 @@ class Runner:
         #: one budget per connected sender's number, shared with every other worker through Redis
         self.accounts: dict[str, AccountLimiter] = {}
         self.times = LeaseTimes.for_ttl(settings.worker_lease_ttl_s)
+        #: the bootstrap sender's tier as last read from its number, and when to read again
+        self._tier: tuple[Tier, float] | None = None
+        self._tier_lock = asyncio.Lock()
         self.runs: dict[int, CampaignRun | None] = {}
         self.leases: dict[int, Lease] = {}
         self.closing = False
@@ -86,12 +97,14 @@ class Runner:
             if run is not None:
                 run.stop(RunEnded.SHUTDOWN)
 
-    async def _sender_of(self, lease: Lease) -> tuple[Provider, AccountLimiter] | None:
-        """The provider and rate budget of the campaign's sender; None: its sender was
-        disconnected (which is refused while it sends, so only a race gets here)."""
+    async def _sender_of(self, lease: Lease) -> tuple[Provider, AccountLimiter, DailyLimit] | None:
+        """The provider, rate budget and messaging limit of the campaign's sender; None:
+        its sender was disconnected (which is refused while it sends, so only a race
+        gets here)."""
         sender_id = lease.campaign.sender_id
         if sender_id is None:
-            return self.provider, self.account
+            number = self.settings.whatsapp_phone_number_id
+            return self.provider, self.account, DailyLimit(number, await self.bootstrap_tier())
         found = await senders.credentials(self.box, sender_id)
         if found is None:
             return None
@@ -99,7 +112,40 @@ class Runner:
         if account is None or account.rate != found.throughput:
             account = AccountLimiter(self.redis, found.phone_number_id, found.throughput)
             self.accounts[found.phone_number_id] = account
-        return self.provider.for_number(found.phone_number_id, found.access_token), account
+        provider = self.provider.for_number(found.phone_number_id, found.access_token)
+        return provider, account, DailyLimit(found.phone_number_id, found.tier)
+
+    async def bootstrap_tier(self) -> Tier:
+        """The bootstrap sender's messaging tier: WHATSAPP_MESSAGING_TIER, else read from
+        its number (`whatsapp_business_manager_messaging_limit`) when this worker first
+        sends from it and every TIER_READ_EVERY_S; FALLBACK_TIER while it cannot be read
+        (never a larger limit than the number may have)."""
+        if self.settings.whatsapp_messaging_tier is not None:
+            return self.settings.whatsapp_messaging_tier
+        async with self._tier_lock:  # runs starting together read it once
+            if self._tier is not None and time.monotonic() < self._tier[1]:
+                return self._tier[0]
+            read = await self._read_tier()
+            tier = read or (self._tier[0] if self._tier is not None else FALLBACK_TIER)
+            self._tier = (tier, time.monotonic() + (TIER_READ_EVERY_S if read else TIER_RETRY_S))
+            return tier
+
+    async def _read_tier(self) -> Tier | None:
+        s = self.settings
+        try:
+            async with asyncio.timeout(5):
+                info = await self.provider.lookup_number(s.whatsapp_phone_number_id, s.whatsapp_access_token)
+        except Exception as exc:  # a provider without lookups (a test's), the network
+            info = None
+            log.warning("reading the messaging tier of %s failed (%s)", s.whatsapp_phone_number_id, exc)
+        if not isinstance(info, NumberInfo):
+            if info is not None:
+                log.warning("reading the messaging tier of %s: %s", s.whatsapp_phone_number_id, info.message)
+            return None
+        tier = parse_tier(info.messaging_limit)
+        if tier is None:
+            log.warning("number %s reports no known tier (%r)", s.whatsapp_phone_number_id, info.messaging_limit)
+        return tier
 
     def _config(self, lease: Lease, account: AccountLimiter) -> RunConfig:
         s = self.settings
@@ -159,7 +205,9 @@ class Runner:
                     campaign_id, Action.FAIL, "worker", "Its sender was disconnected: duplicate it and pick another."
                 )
                 return "sender disconnected"
-            provider, account = sending
+            provider, account, quota = sending
+            # the sender's limit travels with the lease: the store's claim applies it
+            lease = dataclasses.replace(lease, campaign=dataclasses.replace(lease.campaign, daily_limit=quota))
             limiters: list[TokenBucket | AccountLimiter] = [account]
             if lease.campaign.send_rate:
                 limiters.insert(0, TokenBucket(lease.campaign.send_rate))

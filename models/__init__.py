@@ -19,7 +19,7 @@ from tortoise.indexes import Index
 from tortoise.models import Model
 
 from domain.access import ALL_SCOPES, stored
-from domain.lifecycle import CampaignStatus
+from domain.lifecycle import CampaignStatus, ScheduleStatus
 from domain.messages import Channel, MessageStatus
 from domain.optouts import OptOutSource
 from domain.webhooks import DeliveryStatus
@@ -182,18 +182,78 @@ class Campaign(Model):
     updated_at = fields.DatetimeField(auto_now=True)
     started_at = fields.DatetimeField(null=True)
     completed_at = fields.DatetimeField(null=True)
+    #: the recurring schedule that made it (services/recurring.py), and the slot it stands for
+    schedule: fields.ForeignKeyNullableRelation[RecurringSchedule] = fields.ForeignKeyField(
+        "models.RecurringSchedule", related_name="occurrences", null=True, on_delete=fields.SET_NULL, db_index=False
+    )
+    occurrence_at = fields.DatetimeField(null=True)
 
     sender_id: int | None
     workspace_id: int
+    schedule_id: int | None
 
     class Meta:
         table = "campaign"
+        # one campaign per slot of a schedule, however many workers or retried runs try
+        unique_together = (("schedule_id", "occurrence_at"),)
         indexes = (
             # campaigns(...) newest first, optionally by status, per workspace
             Index(fields=("workspace_id", "id"), name="campaign_ws_id"),
             Index(fields=("workspace_id", "status", "id"), name="campaign_ws_status_id"),
             # the sweep: due schedules and expired leases
             Index(fields=("status", "scheduled_at"), name="campaign_status_sched"),
+        )
+
+
+class RecurringSchedule(Model):
+    """A cron expression in a time zone on a model campaign (a DRAFT): each occurrence
+    is a new campaign copied from it (domain/recurrence.py, services/recurring.py). Its
+    status follows domain/lifecycle.SCHEDULE_TABLE, every change a conditional UPDATE on
+    (id, status, version). One live (not ENDED) schedule per model: a partial unique
+    index (migration 0011)."""
+
+    id = fields.BigIntField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="recurring_schedules", on_delete=fields.CASCADE, db_index=False
+    )
+    #: the model: deleting it (refused while the schedule is live) deletes the schedule
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="recurring_schedules", on_delete=fields.CASCADE
+    )
+    #: five fields, normalised (domain/recurrence.parse_cron)
+    cron = fields.CharField(max_length=120)
+    #: the IANA zone the cron expression is read in
+    time_zone = fields.CharField(max_length=64)
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField(null=True)
+    max_runs = fields.IntField(null=True)
+    #: occurrences created so far
+    runs = fields.IntField(default=0)
+    status = fields.CharEnumField(ScheduleStatus, max_length=16, default=ScheduleStatus.ACTIVE)
+    #: the next slot, while ACTIVE (PAUSED: recomputed on RESUME), null once ENDED
+    next_run_at = fields.DatetimeField(null=True)
+    last_run_at = fields.DatetimeField(null=True)
+    last_campaign: fields.ForeignKeyNullableRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name=False, null=True, on_delete=fields.SET_NULL, db_index=False
+    )
+    #: why the last occurrence could not be launched (it stays a DRAFT), null when it was
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    #: bumped by every write: status changes and runs are conditional on it
+    version = fields.IntField(default=1)
+
+    workspace_id: int
+    campaign_id: int
+    last_campaign_id: int | None
+
+    class Meta:
+        table = "recurring_schedule"
+        indexes = (
+            # the sweep's due schedules
+            Index(fields=("status", "next_run_at"), name="recurring_schedule_due"),
+            # recurringSchedules, newest first, per workspace
+            Index(fields=("workspace_id", "id"), name="recurring_schedule_ws_id"),
         )
 
 
@@ -415,13 +475,35 @@ class WebhookDelivery(Model):
         )
 
 
+class DailyContact(Model):
+    """A recipient a sender messaged, for its messaging limit (services/daily_limit.py):
+    one row per sender and phone, `opened_at` its latest claim. Rows noted within the
+    last 24 hours (and a margin: domain/senders.py) count; older ones are pruned by
+    the claims that note new ones."""
+
+    id = fields.BigIntField(primary_key=True)
+    #: the sender's phone number id: also names the bootstrap sender, which has no row
+    sender_key = fields.CharField(max_length=32)
+    phone = fields.CharField(max_length=20)
+    #: business time (runtime/clock.py) of the latest claim of a message to this phone
+    opened_at = fields.DatetimeField()
+
+    class Meta:
+        table = "daily_contact"
+        unique_together = (("sender_key", "phone"),)
+        # counting a sender's recipients in the window, finding its oldest, pruning
+        indexes = (Index(fields=("sender_key", "opened_at"), name="daily_contact_sender_opened"),)
+
+
 __all__ = [
     "ApiKey",
     "Campaign",
     "CampaignBillable",
     "CampaignEvent",
+    "DailyContact",
     "Message",
     "OptOut",
+    "RecurringSchedule",
     "Sender",
     "Template",
     "TestMessage",

@@ -18,6 +18,7 @@ from schema.keys import KeyMutations, KeyQueries
 from schema.mutations import Mutation
 from schema.optouts import OptOutMutations, OptOutQueries
 from schema.queries import Query
+from schema.recurring import RecurringMutations, RecurringQueries
 from schema.scalars import SCALAR_MAP
 from schema.senders import SenderMutations, SenderQueries
 from schema.subscriptions import Subscription
@@ -57,9 +58,21 @@ class Schema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return Schema(
-        query=merge_types("Query", (Query, KeyQueries, WebhookQueries, SenderQueries, TemplateQueries, OptOutQueries)),
+        query=merge_types(
+            "Query",
+            (Query, KeyQueries, WebhookQueries, SenderQueries, TemplateQueries, OptOutQueries, RecurringQueries),
+        ),
         mutation=merge_types(
-            "Mutation", (Mutation, KeyMutations, WebhookMutations, SenderMutations, TemplateMutations, OptOutMutations)
+            "Mutation",
+            (
+                Mutation,
+                KeyMutations,
+                WebhookMutations,
+                SenderMutations,
+                TemplateMutations,
+                OptOutMutations,
+                RecurringMutations,
+            ),
         ),
         subscription=Subscription,
         types=[Campaign, Message, Workspace],

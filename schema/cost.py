@@ -65,7 +65,7 @@ from strawberry.schema.schema import validate_document
 
 from domain.errors import ErrorCode
 from domain.senders import MAX_SENDERS
-from services import reads, webhooks
+from services import reads, recurring, webhooks
 from settings import DEVELOPMENT, Settings
 
 #: the arguments that size a page, where a field has them: the larger given counts
@@ -78,6 +78,8 @@ PAGED: dict[tuple[str, str], int] = {
     ("Campaign", "messages"): reads.MAX_PAGE,
     ("WebhookEndpoint", "deliveries"): webhooks.MAX_DELIVERIES_PAGE,
     ("Query", "optOuts"): reads.MAX_PAGE,
+    ("Query", "recurringSchedules"): recurring.MAX_SCHEDULES_PAGE,
+    ("RecurringSchedule", "occurrences"): recurring.MAX_OCCURRENCES_PAGE,
 }
 #: lists with no size argument: the items one returns, by item type (each is the item
 #: of one list field, but UserError, of every payload)
@@ -92,6 +94,8 @@ ESTIMATES: dict[str, int] = {
     "UserError": 5,  # payloads echo their input, which the body and token limits bound
     "InvalidRecipient": 10,
     "BillableCount": 5,  # Meta's pricing categories: marketing, utility, authentication, service, ...
+    "WaitingGroup": 300,  # a campaign's waiting messages by reason and zone: a few hundred zones at most
+    "PlannedSendHour": 200,  # a send plan's hours: a local-time day across every zone, a window's few days
 }
 #: scalars that may cost a query of their own (a count; an EXISTS past a cursor)
 QUERYING_SCALARS = frozenset(

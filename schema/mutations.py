@@ -15,11 +15,13 @@ from strawberry.scalars import JSON
 
 import models
 from domain.campaign_input import validate_reason
+from domain.delivery import parse_clock, parse_day
 from domain.errors import DomainError, InvalidTransition
 from domain.ids import expect_id, to_global_id
 from domain.lease import StopConfirmation
 from domain.lifecycle import Action
 from schema.context import Context
+from schema.delivery import SendWindowInput
 from schema.errors import UserError
 from schema.types import Campaign, Channel, Message
 from services import campaigns as campaign_service
@@ -90,6 +92,12 @@ class CreateCampaignInput:
     sender_id: strawberry.ID | None = strawberry.field(
         default=None, description="The sender it sends from; omitted: the workspace's default sender."
     )
+    time_zone: str | None = strawberry.field(
+        default=None, description="IANA zone of recipients whose own is unknown; null: UTC."
+    )
+    send_window: SendWindowInput | None = strawberry.field(
+        default=None, description="When messages may start; null: at any hour."
+    )
 
 
 @strawberry.input(description="Only in DRAFT. Omitted fields stay as they are.")
@@ -104,6 +112,10 @@ class UpdateCampaignInput:
     failure_sample_size: int | None = strawberry.UNSET
     sender_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="Another sender of the workspace (null: the default one)."
+    )
+    time_zone: str | None = strawberry.UNSET
+    send_window: SendWindowInput | None = strawberry.field(
+        default=strawberry.UNSET, description="null removes the window."
     )
 
 
@@ -133,6 +145,8 @@ _CAMEL = {
     "send_rate": "sendRate",
     "failure_threshold": "failureThreshold",
     "failure_sample_size": "failureSampleSize",
+    "time_zone": "timeZone",
+    "send_window": "sendWindow",
 }
 
 
@@ -141,7 +155,12 @@ def _sender_pk(gid: str | None) -> int | None:
 
 
 def _given(data: Any) -> dict[str, Any]:
-    return {camel: getattr(data, attr) for attr, camel in _CAMEL.items() if getattr(data, attr) is not strawberry.UNSET}
+    given = {
+        camel: getattr(data, attr) for attr, camel in _CAMEL.items() if getattr(data, attr) is not strawberry.UNSET
+    }
+    if isinstance(window := given.get("sendWindow"), SendWindowInput):
+        given["sendWindow"] = window.given()
+    return given
 
 
 _ACKNOWLEDGED = {StopConfirmation.ACKNOWLEDGED: True, StopConfirmation.LEASE_PROOF: False}
@@ -172,15 +191,24 @@ async def _campaign_op(
 
 
 def _transition(
-    info: Info, action: Action, *, reason: str | None = None, scheduled_at: datetime | None = None
+    info: Info,
+    action: Action,
+    *,
+    reason: str | None = None,
+    scheduled_at: datetime | None = None,
+    local_time: tuple[str, str] | None = None,
 ) -> Callable[[Principal, int], Awaitable[Applied]]:
     async def op(principal: Principal, pk: int) -> Applied:
+        day_time = None
+        if local_time is not None:
+            day_time = (parse_day(local_time[0], ("date",)), parse_clock(local_time[1], ("time",)))
         return await apply_action(
             principal,
             pk,
             action,
             reason=reason,
             scheduled_at=scheduled_at,
+            local_time=day_time,
             after=info.context.after_transition,
         )
 
@@ -266,6 +294,26 @@ class Mutation:
     @strawberry.mutation(description="SCHEDULED → SCHEDULED at a new time")
     async def reschedule_campaign(self, info: Info, id: strawberry.ID, scheduled_at: datetime) -> CampaignPayload:
         return await _campaign_op(info, id, _transition(info, Action.RESCHEDULE, scheduled_at=scheduled_at))
+
+    @strawberry.mutation(
+        description=(
+            "DRAFT → SCHEDULED to send at `time` (HH:MM) on `date` (YYYY-MM-DD) in each recipient's time zone; it "
+            "starts at the earliest. Zones where that time has already passed get it the next day; refused when it "
+            "has passed everywhere."
+        )
+    )
+    async def schedule_campaign_in_local_time(
+        self, info: Info, id: strawberry.ID, date: str, time: str
+    ) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.SCHEDULE, local_time=(date, time)))
+
+    @strawberry.mutation(
+        description="SCHEDULED → SCHEDULED at a new local date and time (see scheduleCampaignInLocalTime)."
+    )
+    async def reschedule_campaign_in_local_time(
+        self, info: Info, id: strawberry.ID, date: str, time: str
+    ) -> CampaignPayload:
+        return await _campaign_op(info, id, _transition(info, Action.RESCHEDULE, local_time=(date, time)))
 
     @strawberry.mutation(description="SCHEDULED → DRAFT")
     async def unschedule_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:

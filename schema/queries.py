@@ -11,7 +11,17 @@ from domain.ids import parse_global_id, to_global_id
 from schema.context import Context
 from schema.keys import ApiKey
 from schema.optouts import OptOut
-from schema.types import Campaign, CampaignConnection, CampaignStatus, Message, Node, Workspace, page_window
+from schema.recurring import schedule_node
+from schema.types import (
+    Campaign,
+    CampaignConnection,
+    CampaignStatus,
+    Message,
+    Node,
+    Workspace,
+    asks_for,
+    page_window,
+)
 from schema.webhooks import WebhookEndpoint
 from services import keys as key_service
 from services import optouts as optout_service
@@ -61,6 +71,8 @@ class Query:
         if kind == "WebhookEndpoint" and Scope.ADMIN in principal.scopes:  # as webhookEndpoints
             found = [e for e in await webhook_service.list_endpoints(principal.workspace_id) if e.id == pk]
             return WebhookEndpoint.of(found[0], principal.workspace_id) if found else None
+        if kind == "RecurringSchedule":
+            return await schedule_node(principal, id)
         if kind == "OptOut":
             row = await optout_service.get_opt_out(principal.workspace_id, pk)
             return OptOut.of(row) if row else None
@@ -95,4 +107,5 @@ class Query:
     ) -> CampaignConnection:
         principal = info.context.require(info)
         window = page_window(info, first, after, last, before, reads.CAMPAIGNS_PAGE)
-        return CampaignConnection.of(await reads.list_campaigns(principal, window, status, search))
+        counted = asks_for(info, "totalCount")  # read with the page: one query, not two
+        return CampaignConnection.of(await reads.list_campaigns(principal, window, status, search, counted))

@@ -11,18 +11,41 @@ import strawberry
 
 from domain.errors import DomainError
 from domain.ids import expect_id, to_global_id
-from domain.senders import Tier
+from domain.senders import DailyLimit, Tier
 from schema.context import Context
 from schema.errors import UserError
 from schema.types import Node
+from services import daily_limit, templates
 from services import senders as service
-from services import templates
 
 Info = strawberry.Info[Context, None]
 
 MessagingTier = strawberry.enum(
     Tier, name="MessagingTier", description="Unique users a sender may message per moving 24 hours."
 )
+
+
+@strawberry.type(
+    name="DailyLimit",
+    description="A sender's messaging limit: the unique recipients it may message per moving 24 hours, shared by "
+    "every campaign sending from it (README: The daily messaging limit).",
+)
+class DailyLimitView:
+    tier: MessagingTier  # type: ignore[valid-type]
+    limit: int | None = strawberry.field(description="Unique recipients per moving 24 hours; null: unlimited.")
+    used: int = strawberry.field(
+        description="Recipients counted now: each from the latest claim of a message to them, for 24 hours and "
+        "five minutes (a margin over Meta's count). Counted only while the tier is limited."
+    )
+    remaining: int | None = strawberry.field(description="New recipients that may be messaged now; null: unlimited.")
+    resets_at: datetime | None = strawberry.field(
+        description="When the recipient counted longest stops counting (a slot frees); null when nobody counts."
+    )
+
+    @classmethod
+    def of(cls, usage: daily_limit.DailyUsage) -> DailyLimitView:
+        room = None if usage.limit is None else max(0, usage.limit - usage.used)
+        return cls(tier=usage.tier, limit=usage.limit, used=usage.used, remaining=room, resets_at=usage.resets_at)
 
 
 @strawberry.type(description="A WhatsApp business phone number the workspace sends from. Its token is never shown.")
@@ -37,6 +60,10 @@ class Sender(Node):
     is_default: bool
     created_at: datetime
     checked_at: datetime | None = strawberry.field(description="When the Cloud API last confirmed it and its token.")
+
+    @strawberry.field(description="Its messaging limit now: how much of it the last 24 hours used.")
+    async def daily_limit(self) -> DailyLimitView:
+        return DailyLimitView.of(await daily_limit.usage(DailyLimit(self.phone_number_id, self.messaging_tier)))
 
     @classmethod
     def of(cls, s: service.SenderView) -> Sender:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -18,10 +18,12 @@ from domain.lifecycle import CampaignStatus
 from domain.messages import Channel, MessageStatus
 from domain.paging import Window
 from domain.stats import STAT_FIELDS, Stats
-from services import optouts, reads
+from schema.delivery import LocalSendTime, PlannedSendHour, SendWindow, WaitingGroup
+from services import delivery, optouts, reads
 from services.reads import CampaignPage, CampaignRow, Page
 
 if TYPE_CHECKING:
+    from schema.recurring import RecurringSchedule
     from schema.senders import Sender
 
 # strawberry.enum registers the domain enums themselves: one enum, no mapping code.
@@ -37,6 +39,12 @@ CampaignAction = strawberry.enum(
     name="CampaignAction",
     description="What a user may do to a campaign now; the lifecycle table decides.",
 )
+
+
+#: each status's allowedActions, looked up once: a list page asks for them per campaign
+_ALLOWED_ACTIONS: dict[CampaignStatus, tuple[CampaignAction, ...]] = {  # type: ignore[valid-type]
+    status: tuple(CampaignAction[a.name] for a in lifecycle.allowed_actions(status)) for status in CampaignStatus
+}
 
 
 @strawberry.interface(description="Relay object identification: ids are opaque and global.")
@@ -80,6 +88,22 @@ def page_window(
         if not isinstance(field, SelectedField) or field.arguments.get("first") is None:
             first = None
     return paging.window(first, after, last, before, default)
+
+
+def asks_for(info: strawberry.Info, name: str) -> bool:
+    """Whether the field `info` resolves selects `name` directly below it (fragments
+    looked into; a @skip is not weighed: asking too much only costs a count)."""
+    return any(_selects(field.selections, name) for field in info.selected_fields if isinstance(field, SelectedField))
+
+
+def _selects(selections: list[Any], name: str) -> bool:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name == name:
+                return True
+        elif _selects(selection.selections, name):  # a fragment spread or inline fragment
+            return True
+    return False
 
 
 @strawberry.type(
@@ -262,8 +286,15 @@ class Campaign(Node):
     )
     next_send_at: datetime | None = strawberry.field(
         description=(
-            "While everything a PROCESSING campaign has left waits (WhatsApp's per-user marketing limit, "
-            "131049): when the next message goes out. Null otherwise."
+            "While everything a PROCESSING campaign has left waits (its local send times, its send window, the "
+            "sender's daily messaging limit, WhatsApp's per-user marketing limit 131049): when the next message "
+            "goes out. Null otherwise."
+        )
+    )
+    time_zone: str | None = strawberry.field(
+        description=(
+            "The IANA zone of recipients whose own is unknown (neither a `timezone` variable nor their number "
+            "tells it); null: UTC."
         )
     )
     scheduled_at: datetime | None
@@ -282,6 +313,29 @@ class Campaign(Node):
     version: int = strawberry.field(description="Grows with every change of status or settings.")
     _pk: strawberry.Private[int]
     _sender_id: strawberry.Private[int | None] = None
+    _send_window: strawberry.Private[str | None] = None
+    _local_send: strawberry.Private[str | None] = None
+
+    @strawberry.field(description="When its messages may start; null: at any hour.")
+    def send_window(self) -> SendWindow | None:
+        return SendWindow.of(self._send_window)
+
+    @strawberry.field(description="Set by scheduleCampaignInLocalTime: the date and time in each recipient's zone.")
+    def local_send_time(self) -> LocalSendTime | None:
+        return LocalSendTime.of(self._local_send)
+
+    @strawberry.field(description="Its PENDING messages that wait now, by reason and time zone, the soonest first.")
+    async def waiting(self) -> list[WaitingGroup]:
+        return [WaitingGroup.of(g) for g in await delivery.waiting_now(self._pk)]
+
+    @strawberry.field(
+        description=(
+            "Hour by hour (UTC), how many of its messages still to go become due: the plan of a local-time or "
+            "windowed campaign. Empty once nothing is left to send."
+        )
+    )
+    async def send_plan(self) -> list[PlannedSendHour]:
+        return [PlannedSendHour.of(p) for p in await delivery.send_plan_now(self._pk)]
 
     @strawberry.field(description="The sender it sends from; null: the deployment's bootstrap sender.")
     async def sender(self, info: strawberry.Info) -> Annotated[Sender, strawberry.lazy("schema.senders")] | None:
@@ -293,9 +347,21 @@ class Campaign(Node):
         found = await senders.any_sender(self._sender_id)
         return SenderType.of(found) if found else None
 
+    @strawberry.field(description="The recurring schedule it is the model of (its live one, else its latest).")
+    async def recurring_schedule(self) -> Annotated[RecurringSchedule, strawberry.lazy("schema.recurring")] | None:
+        from schema.recurring import schedule_of_model  # schema.recurring imports this module
+
+        return await schedule_of_model(self._pk)
+
+    @strawberry.field(description="The recurring schedule that made it, if it is an occurrence of one.")
+    async def occurrence_of(self) -> Annotated[RecurringSchedule, strawberry.lazy("schema.recurring")] | None:
+        from schema.recurring import schedule_of_occurrence
+
+        return await schedule_of_occurrence(self._pk)
+
     @strawberry.field(description="What a user may do to a campaign now; the lifecycle table decides.")
     def allowed_actions(self) -> list[CampaignAction]:  # type: ignore[valid-type]
-        return [CampaignAction[a.name] for a in lifecycle.allowed_actions(self.status)]
+        return list(_ALLOWED_ACTIONS[self.status])
 
     @strawberry.field(
         description=(
@@ -343,6 +409,7 @@ class Campaign(Node):
             status=c.status,
             status_reason=c.status_reason,
             next_send_at=c.next_send_at,
+            time_zone=c.time_zone,
             scheduled_at=c.scheduled_at,
             send_rate=c.send_rate,
             failure_threshold=c.failure_threshold,
@@ -355,6 +422,8 @@ class Campaign(Node):
             version=c.version,
             _pk=c.id,
             _sender_id=c.sender_id,
+            _send_window=c.send_window,
+            _local_send=c.local_send,
         )
 
 

@@ -17,8 +17,8 @@ from domain import lifecycle
 from domain.campaign_input import MAX_NAME, storable, validate_fields
 from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from domain.ids import to_global_id
-from domain.lifecycle import Action, CampaignStatus
-from models import Campaign, CampaignEvent
+from domain.lifecycle import Action, CampaignStatus, ScheduleStatus
+from models import Campaign, CampaignEvent, RecurringSchedule
 from services import counters, db, senders, webhook_outbox
 from services.auth import Principal
 
@@ -106,12 +106,22 @@ async def update_campaign(
 
 
 async def delete_campaign(principal: Principal, pk: int) -> None:
-    """DELETE: only in DRAFT; messages and events go with it (ON DELETE CASCADE)."""
+    """DELETE: only in DRAFT, and not while it is the model of a live recurring
+    schedule; messages, events and an ENDED schedule go with it (ON DELETE CASCADE)."""
+    lifecycle.check_model_action(Action.DELETE, await live_schedule_of(principal.workspace_id, pk))
     deleted = await Campaign.filter(
         id=pk, workspace_id=principal.workspace_id, status__in=lifecycle.sources_of(Action.DELETE)
     ).delete()
     if not deleted:
         raise await refusal(principal, pk, Action.DELETE)
+
+
+async def live_schedule_of(workspace_id: int, pk: int) -> ScheduleStatus | None:
+    """The status of the live recurring schedule the campaign is the model of, if any
+    (its guards: domain/lifecycle.check_model_action)."""
+    live = lifecycle.LIVE_SCHEDULE
+    found = await RecurringSchedule.filter(workspace_id=workspace_id, campaign_id=pk, status__in=live).first()
+    return found.status if found is not None else None
 
 
 async def duplicate_campaign(principal: Principal, pk: int, name: str | None) -> Campaign:

@@ -137,10 +137,15 @@ class CampaignRow:
     completed_at: datetime | None
     next_send_at: datetime | None
     sender_id: int | None
+    time_zone: str | None
+    send_window: str | None
+    local_send: str | None
 
 
 _ROW_FIELDS = [f for f in CampaignRow.__dataclass_fields__]
 _COLUMNS = ", ".join(f'"{f}"' for f in _ROW_FIELDS)
+#: the column the page's query counts the connection in (`with_count`)
+_COUNT = "connection_count"
 _TIMES = {"scheduled_at", "created_at", "updated_at", "started_at", "completed_at", "next_send_at"}
 
 
@@ -162,10 +167,14 @@ def _campaign_row(raw: dict[str, Any]) -> CampaignRow:
 class CampaignPage(Page):
     where: str
     params: list[Any]
+    #: the connection's count, when the page's own query read it (`with_count`)
+    count: int | None = None
 
     async def total_count(self) -> int:
-        sql = f"SELECT COUNT(*) AS n FROM campaign WHERE {self.where}"
-        return int(await db.fetch_val(db.client(), sql, self.params) or 0)
+        if self.count is None:
+            sql = f"SELECT COUNT(*) AS n FROM campaign WHERE {self.where}"
+            self.count = int(await db.fetch_val(db.client(), sql, self.params) or 0)
+        return self.count
 
     async def _exists(self, op: str, pk: int) -> bool:
         sql = f"SELECT 1 AS found FROM campaign WHERE {self.where} AND id {op} ? LIMIT 1"
@@ -177,8 +186,12 @@ async def list_campaigns(
     window: Window,
     statuses: list[CampaignStatus] | None,
     search: str | None,
+    with_count: bool = False,
 ) -> CampaignPage:
-    """The workspace's campaigns, newest first, filtered by status and name."""
+    """The workspace's campaigns, newest first, filtered by status and name.
+    `with_count`: the page's query also counts the connection (its filters, no window),
+    for a totalCount without a second round trip (the count is the same statement's
+    snapshot as the rows; an empty page reads it on its own when asked)."""
     where = "workspace_id = ?"
     params: list[Any] = [principal.workspace_id]
     if statuses:
@@ -190,13 +203,15 @@ async def list_campaigns(
         params.append(f"%{escaped}%")
     bounds, read_descending = _keyset(window, descending=True)
     page_where = where + "".join(f" AND id {op} ?" for op, _ in bounds)
+    counted = f", (SELECT COUNT(*) FROM campaign WHERE {where}) AS {_COUNT}" if with_count else ""
     rows = await db.fetch(
         db.client(),
-        f"SELECT {_COLUMNS} FROM campaign WHERE {page_where} "
+        f"SELECT {_COLUMNS}{counted} FROM campaign WHERE {page_where} "
         f"ORDER BY id {'DESC' if read_descending else 'ASC'} LIMIT ?",
-        [*params, *(pk for _, pk in bounds), window.size + 1],
+        [*(params if with_count else ()), *params, *(pk for _, pk in bounds), window.size + 1],
     )
-    return CampaignPage.of([_campaign_row(r) for r in rows], window, True, where=where, params=params)
+    count = int(rows[0][_COUNT]) if with_count and rows else None
+    return CampaignPage.of([_campaign_row(r) for r in rows], window, True, where=where, params=params, count=count)
 
 
 async def list_messages(campaign_id: int, window: Window, statuses: list[MessageStatus] | None) -> MessagePage:

@@ -25,6 +25,7 @@ from domain.errors import LimitExceeded
 from domain.lifecycle import Action
 from domain.recipients import MAX_RECIPIENTS_PER_CALL, InvalidRecipient, recipient
 from domain.templates import length_parts, missing_variables, placeholders
+from domain.timezones import TIMEZONE_VARIABLE, zone_of_number, zone_of_recipient
 from models import Campaign
 from services import counters, db
 from services.auth import Principal
@@ -162,18 +163,30 @@ class RecipientWriter:
 
     async def _insert(self, batch: Sequence[tuple[str, str]]) -> None:
         cid = self.campaign_id
+        rows = [(cid, phone, variables, _zone_of(phone, variables)) for phone, variables in batch]
         if self._postgres:
             async with self.conn.acquire_connection() as raw:
                 await raw.copy_records_to_table(
                     "message",
-                    records=[(cid, phone, variables, "PENDING", 0) for phone, variables in batch],
-                    columns=["campaign_id", "phone", "variables", "status", "attempts"],
+                    records=[(*row, "PENDING", 0) for row in rows],
+                    columns=["campaign_id", "phone", "variables", "time_zone", "status", "attempts"],
                 )
         else:
             await self.conn.execute_many(
-                "INSERT INTO message (campaign_id, phone, variables, status, attempts) VALUES (?, ?, ?, 'PENDING', 0)",
-                [[cid, phone, variables] for phone, variables in batch],
+                "INSERT INTO message (campaign_id, phone, variables, time_zone, status, attempts) "
+                "VALUES (?, ?, ?, ?, 'PENDING', 0)",
+                [list(row) for row in rows],
             )
+
+
+def _zone_of(phone: str, variables: str) -> str | None:
+    """The recipient's zone (domain/timezones.py), read once, as it is added; the JSON is
+    parsed only when it may hold the `timezone` variable."""
+    if f'"{TIMEZONE_VARIABLE}"' in variables:
+        parsed = json.loads(variables)
+        if isinstance(parsed, dict):
+            return zone_of_recipient(phone, parsed)
+    return zone_of_number(phone)
 
 
 async def add_recipients(principal: Principal, pk: int, recipients: Sequence[tuple[Any, Any]]) -> AddReport:

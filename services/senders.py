@@ -204,6 +204,10 @@ async def update_sender(
         info = await _check(checker, row.phone_number_id, str(changes["access_token"]))
         changes["access_token_sealed"] = box.seal(str(changes.pop("access_token")))
         changes.update(display_phone_number=info.display_phone_number, verified_name=info.verified_name)
+        # the messaging tier as Meta reports it now (it moves up and down with use and quality)
+        tier = dom.parse_tier(info.messaging_limit)
+        if tier is not None:
+            changes["messaging_tier"] = tier.value
         changes["checked_at"] = _now()
     async with db.in_transaction() as conn:
         if make_default:
@@ -317,4 +321,5 @@ async def credentials(box: TokenBox, sender_id: int) -> dom.Credentials | None:
     row = await Sender.get_or_none(id=sender_id, disconnected_at__isnull=True)
     if row is None:
         return None
-    return dom.Credentials(row.phone_number_id, box.open(row.access_token_sealed), row.throughput)
+    tier = dom.parse_tier(row.messaging_tier) or dom.Tier.TIER_250
+    return dom.Credentials(row.phone_number_id, box.open(row.access_token_sealed), row.throughput, tier)

@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from domain.lifecycle import Action, CampaignStatus
 from domain.messages import OPTED_OUT_CODE, describe, failure_text
 from domain.optouts import MARKETING_STOPPED, OptOutSource
+from domain.senders import DailyLimit
 from domain.sending import (
     IN_DOUBT_CODE,
     CampaignToSend,
@@ -47,9 +49,10 @@ from domain.sending import (
     Remaining,
     Written,
 )
-from domain.waiting import waiting_reason
+from domain.waiting import WaitReason, waiting_reason
 from models import Campaign, Template
-from services import counters, db, optouts, waiting
+from runtime import clock
+from services import counters, daily_limit, db, delivery, optouts, waiting
 from services.reconcile import reconcile_campaign
 from services.transitions import AfterTransition, apply_system_action
 
@@ -66,6 +69,42 @@ def _now() -> datetime:
 # batch of 700. As a join condition it stays a lookup by primary key.
 _FENCE = ("fence", "int")
 _FENCED = "t.claim_fence = v.fence"
+
+
+#: the next claimable messages in id order (campaign, after, business now, workspace,
+#: limit): PENDING, not waiting, not to an opted-out phone (one committed since
+#: `_suppress` is left PENDING, failed by the next one)
+_NEXT = (
+    "SELECT {} FROM message WHERE campaign_id = ? AND status = 'PENDING' AND id > ? "
+    "AND (not_before IS NULL OR not_before <= ?) "
+    "AND NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.workspace_id = ? AND o.phone = message.phone) "
+    "ORDER BY id LIMIT ?"
+)
+#: what a claim writes on each row it takes (the fence first): waiting is over for it
+_CLAIMED = (
+    "status = 'SENDING', attempts = attempts + 1, claim_fence = ?, doubt_at = NULL, "
+    "not_before = NULL, wait_reason = NULL, error_code = NULL, error_message = NULL"
+)
+#: the claimer still holds the lease (campaign id, owner, fence, real now)
+_HELD = (
+    "EXISTS (SELECT 1 FROM campaign WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ? "
+    "AND lease_fence = ? AND lease_expires_at > ?)"
+)
+
+
+def _among(conn: BaseDBAsyncClient, ids: Sequence[int]) -> tuple[str, object]:
+    """`id` is one of `ids`: one parameter, whatever their number."""
+    if db.is_postgres(conn):
+        return "id = ANY(?::bigint[])", list(ids)
+    return "id IN (SELECT value FROM json_each(?))", json.dumps(list(ids))
+
+
+def _claimed(rows: Sequence[dict[str, Any]]) -> list[Claimed]:
+    """Claimed rows in id order, their variables as a dict."""
+    return [
+        Claimed(r["id"], r["phone"], json.loads(v) if isinstance((v := r["variables"]), str) else v, r["send_round"])
+        for r in sorted(rows, key=lambda r: r["id"])
+    ]
 
 
 def _counts(row: dict[str, object] | None) -> Counts | None:
@@ -110,6 +149,7 @@ class SqlSendingStore:
                 failure_sample_size=campaign.failure_sample_size,
                 sender_id=campaign.sender_id,
                 template_parameter_names=await _named_parameters(campaign),
+                delivery=delivery.plan_of(campaign),
             ),
             owner,
             fence,
@@ -164,46 +204,74 @@ class SqlSendingStore:
     # ------------------------------------------------------------- claim and record
 
     async def claim(self, lease: Lease, limit: int, after: int = 0) -> list[Claimed]:
+        """Up to `limit` claimable messages, in id order, under the lease's fence. Waiting
+        (`not_before`) is judged by the business clock, the lease by the real one. A
+        sender with a limited tier is gated by its daily limit (`_claim_limited`);
+        an unlimited one takes this one statement."""
         # `id > after` starts the index scan past what this run already claimed: the
         # index entries of those rows as PENDING are dead until vacuum, and scanning over
         # them on every claim made each claim slower than the last.
         skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
         campaign_id, workspace_id = lease.campaign.id, lease.campaign.workspace_id
-        now = _now()
-        await self._suppress(lease, limit, after, now)
+        now, due = _now(), clock.now()
+        await self._suppress(lease, limit, after, now, due)
+        quota = lease.campaign.daily_limit
+        if quota is not None and quota.limit is not None:
+            return await self._claim_limited(lease, quota, limit, after, now, due)
         rows = await db.fetch(
             db.client(),
-            "UPDATE message SET status = 'SENDING', attempts = attempts + 1, claim_fence = ?, doubt_at = NULL, "
-            "not_before = NULL, error_code = NULL, error_message = NULL WHERE id IN ("
-            "SELECT id FROM message WHERE campaign_id = ? AND status = 'PENDING' AND id > ? "
-            "AND (not_before IS NULL OR not_before <= ?) "
-            # an opt-out committed since _suppress: left PENDING, failed by the next one
-            "AND NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.workspace_id = ? AND o.phone = message.phone) "
-            f"ORDER BY id LIMIT ?{skip_locked}) "
-            "AND EXISTS (SELECT 1 FROM campaign WHERE id = ? AND status = 'PROCESSING' AND lease_owner = ? "
-            "AND lease_fence = ? AND lease_expires_at > ?) "
-            "RETURNING id, phone, variables, send_round",
-            [lease.fence, campaign_id, after, now, workspace_id, limit, campaign_id, lease.owner, lease.fence, now],
+            f"UPDATE message SET {_CLAIMED} WHERE id IN ({_NEXT.format('id')}{skip_locked}) "
+            f"AND {_HELD} RETURNING id, phone, variables, send_round",
+            [lease.fence, campaign_id, after, due, workspace_id, limit, campaign_id, lease.owner, lease.fence, now],
         )
-        rows.sort(key=lambda r: r["id"])
-        return [
-            Claimed(
-                r["id"], r["phone"], json.loads(v) if isinstance((v := r["variables"]), str) else v, r["send_round"]
-            )
-            for r in rows
-        ]
+        return _claimed(rows)
 
-    async def _suppress(self, lease: Lease, limit: int, after: int, now: datetime) -> int:
+    async def _claim_limited(
+        self, lease: Lease, quota: DailyLimit, limit: int, after: int, now: datetime, due: datetime
+    ) -> list[Claimed]:
+        """The claim under the sender's daily limit (services/daily_limit.py), in one
+        transaction serialised per sender: the next candidates as the plain claim picks
+        them, of which those whose phone counts already in the window and as many new
+        phones as the limit leaves room for; they are claimed and counted from now. If
+        the limit refused any, the campaign's messages to new phones wait until a slot
+        frees."""
+        c = lease.campaign
+        skip_locked = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
+        async with db.in_transaction() as conn:
+            await daily_limit.serialise(conn, quota.key)
+            held = await db.fetch(conn, f"SELECT 1 AS held WHERE {_HELD}", [c.id, lease.owner, lease.fence, now])
+            if not held:
+                return []
+            candidates = await db.fetch(
+                conn, _NEXT.format("id, phone") + skip_locked, [c.id, after, due, c.workspace_id, limit]
+            )
+            if not candidates:
+                return []
+            admitted = await daily_limit.admit(conn, quota, [(int(r["id"]), str(r["phone"])) for r in candidates], due)
+            rows: list[dict[str, Any]] = []
+            if admitted.ids:
+                among, ids = _among(conn, admitted.ids)
+                rows = await db.fetch(
+                    conn,
+                    f"UPDATE message SET {_CLAIMED} WHERE {among} AND status = 'PENDING' AND {_HELD} "
+                    "RETURNING id, phone, variables, send_round",
+                    [lease.fence, ids, c.id, lease.owner, lease.fence, now],
+                )
+            await daily_limit.claimed(conn, quota, c.id, [str(r["phone"]) for r in rows], admitted.refused, due)
+        return _claimed(rows)
+
+    async def _suppress(self, lease: Lease, limit: int, after: int, now: datetime, due: datetime) -> int:
         """Fail `opted_out`, without a provider call, the messages among the next `limit`
-        claimable ones (the claim's own window: PENDING, not waiting) whose phone is on
-        the workspace's opt-out list; how many. A waiting one is failed once it is due."""
+        claimable ones (the claim's own window: PENDING, not waiting at the business
+        time `due`) whose phone is on the workspace's opt-out list; how many. A waiting
+        one is failed once it is due."""
         campaign_id = lease.campaign.id
         found = await db.fetch(
             db.client(),
             "SELECT p.id FROM (SELECT id, phone FROM message WHERE campaign_id = ? AND status = 'PENDING' "
             "AND id > ? AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT ?) AS p "
             "WHERE EXISTS (SELECT 1 FROM opt_out o WHERE o.workspace_id = ? AND o.phone = p.phone)",
-            [campaign_id, after, now, limit, lease.campaign.workspace_id],
+            [campaign_id, after, due, limit, lease.campaign.workspace_id],
         )
         if not found:
             return 0
@@ -234,18 +302,19 @@ class SqlSendingStore:
             log.info("campaign %s: %s messages to opted-out phones not sent", campaign_id, len(failed))
         return len(failed)
 
-    async def _note_waiting(self, campaign_id: int, waiting: int, first: object) -> None:
+    async def _note_waiting(self, campaign_id: int, now: datetime) -> None:
         """Everything the campaign has left waits (domain/waiting.py): say on it why and
         until when (a PROCESSING campaign's status reason; the next run clears it)."""
-        until = datetime.fromisoformat(first) if isinstance(first, str) else first
-        if not isinstance(until, datetime):
+        groups = await delivery.wait_groups(db.client(), campaign_id, now)
+        if not groups:
             return
-        until = until if until.tzinfo else until.replace(tzinfo=UTC)
+        zone_name = await db.fetch_val(db.client(), "SELECT time_zone FROM campaign WHERE id = ?", [campaign_id])
+        until = min(g.until for g in groups)
         await db.execute(
             db.client(),
             "UPDATE campaign SET next_send_at = ?, status_reason = ? WHERE id = ? AND status = 'PROCESSING' "
-            "AND (next_send_at IS NULL OR next_send_at <> ?)",
-            [until, waiting_reason(waiting, until.astimezone(UTC)), campaign_id, until],
+            "AND (next_send_at IS NULL OR next_send_at <> ? OR status_reason IS NULL OR status_reason <> ?)",
+            [until, (reason := waiting_reason(groups, zone_name)), campaign_id, until, reason],
         )
 
     async def record(self, lease: Lease, outcomes: Sequence[Recorded]) -> Written:
@@ -319,15 +388,15 @@ class SqlSendingStore:
 
     async def remaining(self, campaign_id: int) -> Remaining:
         """What is left; when all of it waits (nothing claimable, nothing in flight), the
-        campaign is told why and until when (`_note_waiting`)."""
-        now = _now()
+        campaign is told why and until when (`_note_waiting`). Waiting is judged by the
+        business clock (runtime/clock.py)."""
+        now = clock.now()
         rows = await db.fetch(
             db.client(),
             "SELECT status, COUNT(*) AS n, COUNT(doubt_at) AS doubts, "
-            "COUNT(CASE WHEN not_before > ? THEN 1 END) AS waits, "
-            "MIN(CASE WHEN not_before > ? THEN not_before END) AS first_wait FROM message "
+            "COUNT(CASE WHEN not_before > ? THEN 1 END) AS waits FROM message "
             "WHERE campaign_id = ? AND status IN ('PENDING', 'SENDING') GROUP BY status",
-            [now, now, campaign_id],
+            [now, campaign_id],
         )
         by = {r["status"]: r for r in rows}
         pending_row, sending_row = by.get("PENDING"), by.get("SENDING")
@@ -336,9 +405,15 @@ class SqlSendingStore:
         sending = int(sending_row["n"]) if sending_row else 0
         doubts = int(sending_row["doubts"]) if sending_row else 0
         left = Remaining(pending=pending - waits, sending=sending, in_doubt=doubts, waiting=waits)
-        if waits and not left.pending and left.sending == left.in_doubt and pending_row is not None:
-            await self._note_waiting(campaign_id, waits, pending_row["first_wait"])
+        if waits and not left.pending and left.sending == left.in_doubt:
+            await self._note_waiting(campaign_id, now)
         return left
+
+    async def zones(self, campaign_id: int) -> list[str | None]:
+        return sorted(await delivery.zone_counts(db.client(), campaign_id), key=lambda z: z or "")
+
+    async def hold(self, lease: Lease, holds: Mapping[str | None, tuple[datetime, WaitReason]], by_zone: bool) -> int:
+        return await delivery.hold(lease, holds, by_zone, _now())
 
     async def transition(self, campaign_id: int, action: Action, actor: str, reason: str | None) -> bool:
         done = await apply_system_action(campaign_id, action, actor=actor, reason=reason, after=self.after)

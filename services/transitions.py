@@ -17,21 +17,23 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from domain import lifecycle
+from domain.delivery import LocalSend
 from domain.errors import Conflict, ValidationFailed
 from domain.lease import StopConfirmation
 from domain.lifecycle import Action, CampaignStatus, LaunchFacts, Transition
 from domain.messages import PERMANENT_RECIPIENT_ERRORS
 from models import Campaign, CampaignEvent
-from services import counters, db, templates, webhook_outbox
+from runtime import clock
+from services import counters, db, delivery, templates, webhook_outbox
 from services.auth import Principal
-from services.campaigns import get_campaign, now_utc
+from services.campaigns import get_campaign, live_schedule_of, now_utc
 from services.recipients import launch_facts
 
 #: Called after a transition commits (the sending engine hooks in here: schedule a
@@ -72,18 +74,24 @@ async def count_retryable(conn: BaseDBAsyncClient, campaign_id: int) -> int:
     )
 
 
-def _status_fields(t: Transition, now: datetime, reason: str | None, scheduled_at: datetime | None) -> dict[str, Any]:
+def _status_fields(
+    t: Transition, now: datetime, reason: str | None, scheduled_at: datetime | None, local_send: LocalSend | None = None
+) -> dict[str, Any]:
     """Columns that change with the status, besides status and version."""
     # waiting (domain/waiting.py) is noted by the claims of a PROCESSING campaign's run:
     # any change of status ends what was noted
     fields: dict[str, Any] = {"status": t.target, "updated_at": now, "next_send_at": None}
     action = t.action
     if action in (Action.SCHEDULE, Action.RESCHEDULE):
-        fields.update(scheduled_at=scheduled_at, schedule_token=secrets.token_hex(8))
+        fields.update(
+            scheduled_at=scheduled_at,
+            schedule_token=secrets.token_hex(8),
+            local_send=local_send.to_json() if local_send is not None else None,
+        )
     elif action is Action.UNSCHEDULE:
-        fields.update(scheduled_at=None, schedule_token=None)
+        fields.update(scheduled_at=None, schedule_token=None, local_send=None)
     elif action is Action.SEND_NOW:
-        fields.update(schedule_token=None)
+        fields.update(schedule_token=None, local_send=None)
     if t.target is CampaignStatus.CANCELLED:
         # the lease stays: the run holding it sees the cancel and releases it
         fields.update(schedule_token=None, status_reason=reason)
@@ -207,17 +215,27 @@ async def apply_action(
     *,
     reason: str | None = None,
     scheduled_at: datetime | None = None,
+    local_time: tuple[date, time] | None = None,
     after: AfterTransition | None = None,
 ) -> Applied:
-    """Apply a user action that changes (or keeps) the status. Raises NotFound,
+    """Apply a user action that changes (or keeps) the status. `local_time` (SCHEDULE,
+    RESCHEDULE): send at that date and wall-clock time in each recipient's zone, the
+    campaign starting at the earliest (domain/delivery.LocalSend). Raises NotFound,
     InvalidTransition (naming the current status and allowed actions), ValidationFailed
     from a guard, or Conflict if the campaign kept changing under us."""
 
     async def plan(campaign: Campaign) -> tuple[Transition, dict[str, Any]]:
         t = lifecycle.transition(campaign.status, action)
         now = now_utc()
+        when, local = scheduled_at, None
+        local_times: tuple[datetime, ...] = ()
+        if local_time is not None:
+            local = LocalSend(local_time[0], local_time[1], clock.now())
+            zones = list(await delivery.zone_counts(db.client(), campaign.id)) or [None]
+            local_times = tuple(local.on_the_day(z or campaign.time_zone) for z in zones)
+            when = min(local.instant(z or campaign.time_zone) for z in zones)
         try:
-            await _check_guards(campaign, t, scheduled_at, now)
+            await _check_guards(campaign, t, when, clock.now(), local_times)
         except ValidationFailed:
             # The guard read rows after the campaign was read: a change committed in
             # between (another RETRY_FAILED that took the failed messages) is refused
@@ -225,7 +243,7 @@ async def apply_action(
             if not await Campaign.filter(id=campaign.id, version=campaign.version).exists():
                 raise _Stale from None
             raise
-        return t, _status_fields(t, now, reason, scheduled_at)
+        return t, _status_fields(t, now, reason, when, local)
 
     try:
         done = await _apply(lambda: get_campaign(principal, pk), plan, principal.actor, reason, after)
@@ -235,8 +253,15 @@ async def apply_action(
     return Applied(*done)
 
 
-async def _check_guards(campaign: Campaign, t: Transition, scheduled_at: datetime | None, now: datetime) -> None:
+async def _check_guards(
+    campaign: Campaign,
+    t: Transition,
+    scheduled_at: datetime | None,
+    now: datetime,
+    local_times: tuple[datetime, ...] = (),
+) -> None:
     if t.action in (Action.SCHEDULE, Action.SEND_NOW):
+        lifecycle.check_model_action(t.action, await live_schedule_of(campaign.workspace_id, campaign.id))
         await templates.check_for_launch(campaign)
         facts = await launch_facts(campaign)
         lifecycle.check_launch(
@@ -248,10 +273,14 @@ async def _check_guards(campaign: Campaign, t: Transition, scheduled_at: datetim
                 longest=facts.longest,
                 scheduled_at=scheduled_at,
                 now=now,
+                local_times=local_times,
             ),
         )
     elif t.action is Action.RESCHEDULE:
-        lifecycle.check_launch(t.action, LaunchFacts(recipients=campaign.total, scheduled_at=scheduled_at, now=now))
+        lifecycle.check_launch(
+            t.action,
+            LaunchFacts(recipients=campaign.total, scheduled_at=scheduled_at, now=now, local_times=local_times),
+        )
     elif t.action is Action.RETRY_FAILED:
         lifecycle.check_retry_failed(await count_retryable(db.client(), campaign.id))
 

@@ -8,7 +8,9 @@ numbers (`GET` lists, `POST` registers one more, `GET`/`DELETE numbers/{id}`), t
 (simulator/template_routes.py: list, add, remove, change a status); and what
 people do, posted to the receiver as Meta's webhooks, signed like the statuses:
 `POST user_preferences` (a user stops or resumes marketing messages) and `POST inbound`
-(a user writes a text message).
+(a user writes a text message). `GET`/`POST clock`: the simulator's clock, which the
+ledger, status timestamps and the messaging limit's moving 24 hours read; a test moves
+it with `{"offset": seconds}` (ahead of the system clock).
 
 `create_simulator_app(config)` returns an ASGI app to serve with uvicorn; its lifespan
 starts and stops the webhook sender. The Simulator is `app.state.simulator`, so an
@@ -19,8 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -113,9 +117,10 @@ class _QuietLostAnswers(logging.Filter):
         return "returned without completing response" not in record.getMessage()
 
 
-def create_simulator_app(config: SimulatorConfig | None = None) -> Starlette:
-    """A WhatsApp Cloud API simulator; `None` uses the defaults (`SimulatorConfig()`)."""
-    simulator = Simulator(config or SimulatorConfig())
+def create_simulator_app(config: SimulatorConfig | None = None, clock: Callable[[], float] = time.time) -> Starlette:
+    """A WhatsApp Cloud API simulator; `None` uses the defaults (`SimulatorConfig()`).
+    `clock` (Unix time) is the base of its clock, the system's unless a test gives one."""
+    simulator = Simulator(config or SimulatorConfig(), clock)
     if simulator.config.lost_answer_probability > 0:
         logging.getLogger("uvicorn.error").addFilter(_QuietLostAnswers())
 
@@ -129,7 +134,11 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> Starlette:
         number = request.query_params.get("phone_number_id")
         if number is None:
             return _json(simulator.ledger.to_json())
-        return unknown_number(number) or _json({"phone_number_id": number} | simulator.ledger.of(number).to_json())
+        missing = unknown_number(number)
+        if missing is not None:
+            return missing
+        own = {"phone_number_id": number} | simulator.ledger.of(number).to_json()
+        return _json(own | {"messaging_limit": simulator.messaging_limit(number)})
 
     async def messages(request: Request) -> Response:
         """Accepted sends, of one campaign (`?campaign=<id>`) or all, of one number
@@ -249,6 +258,21 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> Starlette:
             return _json({"error": "no webhook receiver is set"}, 409)
         return _json({"id": message_id, "posted": True})
 
+    async def clock_route(request: Request) -> Response:
+        """`GET`: the simulator's time and its offset. `POST {"offset": seconds}`: set how
+        far ahead of its base clock it runs (a test crossing the messaging limit's 24
+        hours); the answer is the same view."""
+        if request.method == "POST":
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                return _json({"error": "the body must be a JSON object"}, 400)
+            offset = body.get("offset") if isinstance(body, dict) else None
+            if isinstance(offset, bool) or not isinstance(offset, int | float) or not math.isfinite(offset):
+                return _json({"error": "offset must be a number of seconds"}, 400)
+            simulator.clock.offset = float(offset)
+        return _json({"now": simulator.clock(), "offset": simulator.clock.offset})
+
     async def reset(request: Request) -> Response:
         simulator.reset()
         return _json({"reset": True})
@@ -281,6 +305,7 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> Starlette:
                     Route("/user_preferences", user_preferences, methods=["POST"]),
                     Route("/inbound", inbound, methods=["POST"]),
                     Route("/health", health, methods=["GET"]),
+                    Route("/clock", clock_route, methods=["GET", "POST"]),
                     Route("/numbers", numbers, methods=["GET", "POST"]),
                     Route("/numbers/{phone_number_id}", number, methods=["GET", "DELETE"]),
                     *control_routes(simulator),

@@ -17,7 +17,7 @@ client waits).
 | ACCESS_TOKEN | access_token | dev-token |
 | PHONE_NUMBER_ID | phone_number_id | 100000000000001 |
 | DISPLAY_PHONE_NUMBER / WABA_ID / VERIFIED_NAME | ... | 15550000001 / 200000000000001 / Simulated Business |
-| MESSAGING_LIMIT_TIER | messaging_limit_tier | TIER_250 (TIER_2K, TIER_10K, TIER_100K, TIER_UNLIMITED) |
+| MESSAGING_LIMIT_TIER | messaging_limit_tier | TIER_250 (TIER_2K, ..., TIER_UNLIMITED): enforced, 131048 beyond |
 | NUMBERS | numbers | JSON list of numbers as `POST /_simulator/numbers` takes them (simulator/numbers.py) |
 | TEMPLATES | templates | JSON list of templates as `POST /_simulator/templates/{waba_id}` takes them, plus `waba_id` |
 | SAMPLE_TEMPLATES | sample_templates | true (WABA_ID gets spring_sale, order_update; every WABA has hello_world) |
@@ -92,7 +92,8 @@ class SimulatorConfig:
     display_phone_number: str = "15550000001"
     waba_id: str = "200000000000001"
     verified_name: str = "Simulated Business"
-    #: Meta's names: TIER_250 (a new portfolio), TIER_2K, TIER_10K, TIER_100K, TIER_UNLIMITED
+    #: Meta's names: TIER_250 (a new portfolio), TIER_2K, TIER_10K, TIER_100K, TIER_UNLIMITED;
+    #: enforced on sends (simulator/messaging_limit.py)
     messaging_limit_tier: str = "TIER_250"
     #: further numbers served from the start (the control API registers more at run time)
     numbers: tuple[PhoneNumber, ...] = ()

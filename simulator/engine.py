@@ -5,7 +5,9 @@ lookups, one seeded generator and one json.dumps (no logging, no validation libr
 Several business numbers (simulator/numbers.py): each send is checked against the
 token of the number in its path, paced by that number's throughput, recorded under it,
 and its statuses carry it. A template send is checked against the number's WABA's
-templates (simulator/template_api.py), which `handle_templates` lists.
+templates (simulator/template_api.py), which `handle_templates` lists. A number with a
+limited messaging tier accepts sends to at most its limit of unique recipients per
+moving 24 hours of the simulator's clock (simulator/messaging_limit.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, replace
 from simulator.config import SimulatorConfig
 from simulator.fate import LOST, SLOW, Fate, PlannedStatus, decide
 from simulator.ledger import Ledger, SendRecord
+from simulator.messaging_limit import LIMIT_CODE, TIER_LIMITS, Clock, RecipientWindow
 from simulator.numbers import NODE_TYPE, Denial, NumberRegistry, PhoneNumber, Waba, graph_version, requested_fields
 from simulator.template_api import GraphParamError, TemplateDesk, list_page
 from simulator.webhooks import WebhookDispatcher
@@ -103,13 +106,18 @@ class Simulator:
     """The Cloud API of one app and its business numbers. `handle_send` answers a send
     request, `handle_lookup` a phone number read; `ledger` is the truth."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        #: the time of the ledger, of status webhooks and of the messaging limit's window
+        #: (a test moves it: `POST /_simulator/clock`); throughput and latency keep real time
+        self.clock = Clock(clock)
         self.ledger = Ledger()
         self.webhooks = WebhookDispatcher(config, self.ledger)
         self.numbers = NumberRegistry(config.number)
         # phone_number_id -> its throughput (absent: unlimited)
         self._tiers: dict[str, ThroughputTier] = {}
+        # phone_number_id -> its recipients in the messaging limit's window (absent: unlimited)
+        self._windows: dict[str, RecipientWindow] = {}
         self._add_tier(config.number)
         for number in config.numbers:
             self.register_number(number)
@@ -125,6 +133,9 @@ class Simulator:
     def _add_tier(self, number: PhoneNumber) -> None:
         if number.throughput is not None:
             self._tiers[number.phone_number_id] = ThroughputTier(number.throughput)
+        limit = TIER_LIMITS[number.messaging_limit_tier]
+        if limit is not None:
+            self._windows[number.phone_number_id] = RecipientWindow(limit)
 
     def register_number(self, number: PhoneNumber) -> bool:
         """Serve one more number (True), or the same one again (False); another number
@@ -139,6 +150,7 @@ class Simulator:
         removed = self.numbers.remove(phone_number_id)
         if removed is not None:
             self._tiers.pop(phone_number_id, None)
+            self._windows.pop(phone_number_id, None)
         return removed
 
     @property
@@ -166,6 +178,13 @@ class Simulator:
         self.templates.reset()
         for tier in self._tiers.values():
             tier.refill()
+        self._windows = {pid: RecipientWindow(w.limit) for pid, w in self._windows.items()}
+
+    def messaging_limit(self, phone_number_id: str) -> dict[str, object] | None:
+        """A number's messaging limit now: limit, recipients counted, the most counted at
+        once, sends refused, when the oldest stops counting; None: unlimited."""
+        window = self._windows.get(phone_number_id)
+        return None if window is None else window.to_json(self.clock())
 
     def _error(
         self,
@@ -320,6 +339,16 @@ class Simulator:
         pid = number.phone_number_id
         attempt = self._attempts.get(key, 0)
         fate = decide(self.config, key, attempt, plan=self.webhooks.url is not None)
+        window = self._windows.get(pid)
+        if fate.error is None and window is not None and not window.admit(message.wa_id, self.clock()):
+            # a new recipient beyond the number's messaging limit: refused, never replayed
+            # (the same request is accepted once the window rolls)
+            self.ledger.record_error(str(LIMIT_CODE), message.campaign_id, message.message_id, False, pid)
+            self.ledger.record_limit_refused(pid)
+            self._attempts[key] = attempt + 1
+            refused = self._error(LIMIT_CODE, message.campaign_id)
+            refused.cacheable = False
+            return refused, fate.latency_s
         if fate.error is None and self.stopped_marketing(number, message.wa_id):
             fate = self._refused_marketing(fate)
         code = fate.error
@@ -342,7 +371,7 @@ class Simulator:
         return answer, latency
 
     def _accept(self, number: PhoneNumber, key: str, message: SendMessage, fate: Fate) -> Answer:
-        now = time.time()
+        now = self.clock()
         record = SendRecord(
             key, message.campaign_id, message.message_id, message.to, fate.wamid, now, number.phone_number_id
         )
@@ -427,7 +456,7 @@ class Simulator:
         if not post:
             return False
         self.ledger.preference_changes += 1
-        change = user_preferences_value(wa_id, value, int(time.time()), MARKETING_CATEGORY, detail)
+        change = user_preferences_value(wa_id, value, int(self.clock()), MARKETING_CATEGORY, detail)
         return self.webhooks.post_change(number, "user_preferences", change)
 
     def post_inbound_text(self, number: PhoneNumber, wa_id: str, body: str, name: str = "Simulated User") -> str | None:
@@ -435,7 +464,7 @@ class Simulator:
         id, or None when no receiver is set."""
         digest = hashlib.blake2b(f"{self.config.seed}:in:{next(self._inbound)}:{wa_id}".encode(), digest_size=27)
         message_id = "wamid." + base64.b64encode(digest.digest()).decode()
-        value = inbound_text_value(wa_id, name, message_id, int(time.time()), body)
+        value = inbound_text_value(wa_id, name, message_id, int(self.clock()), body)
         if not self.webhooks.post_change(number, "messages", value):
             return None
         self.ledger.inbound_messages += 1

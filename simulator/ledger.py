@@ -146,6 +146,8 @@ class Ledger:
         self.accepted = 0
         self.replays = 0
         self.rate_limited = 0
+        #: sends refused for the messaging limit (also counted in immediate_errors)
+        self.limit_refused = 0
         #: accepted sends whose answer was lost on purpose, or given after the client's timeout
         self.answers_lost = 0
         self.answers_slow = 0
@@ -173,6 +175,12 @@ class Ledger:
         self.rate_limited += 1
         if number is not None:
             self.of(number).rate_limited += 1
+
+    def record_limit_refused(self, number: str | None = None) -> None:
+        """A send to a new recipient refused for the number's messaging limit (131048)."""
+        self.limit_refused += 1
+        if number is not None:
+            self.of(number).limit_refused += 1
 
     def record_answer_fault(self, lost: bool, number: str | None = None) -> None:
         """An accepted send whose answer was lost (True) or given too late (False)."""
@@ -266,6 +274,7 @@ class Ledger:
             "accepted": self.accepted,
             "replays": self.replays,
             "rate_limited": self.rate_limited,
+            "limit_refused": self.limit_refused,
             "answers_lost": self.answers_lost,
             "answers_slow": self.answers_slow,
             "immediate_errors": dict(self.immediate_errors),

@@ -56,6 +56,13 @@ ERRORS: dict[int, ErrorInfo] = {
         "Re-engagement message",
         "More than 24 hours have passed since the recipient last replied to the sender number.",
     ),
+    # sent to a new user beyond the number's messaging limit (simulator/messaging_limit.py)
+    131048: ErrorInfo(
+        400,
+        "Spam rate limit hit",
+        "Message failed to send because there are restrictions on how many messages can be sent from this "
+        "phone number. This may be because too many previous messages were blocked or flagged as spam.",
+    ),
     131049: ErrorInfo(
         400,
         "This message was not delivered to maintain healthy ecosystem engagement.",

@@ -26,6 +26,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from domain.senders import Tier
 from runtime.database import migrate
 from server import create_app
 from services.auth import Principal, create_workspace
@@ -60,6 +61,9 @@ def settings() -> Settings:
         log_level="WARNING",
         # webhook receivers in tests listen on loopback
         webhook_allow_private_urls=True,
+        # the bootstrap sender is not throttled by a daily messaging limit in tests
+        # (tests/services/test_daily_limit.py and tests/jobs/test_daily_limit.py test it)
+        whatsapp_messaging_tier=Tier.TIER_UNLIMITED,
     )
 
 

@@ -150,3 +150,12 @@ def render_summary(snap: Snapshot) -> str:
         f"replied {snap.replied}, failed {snap.failed} ({snap.failure_rate:.1%}), "
         f"cancelled {snap.cancelled}, pending {snap.pending}"
     )
+
+
+def waiting_note(status_reason: str | None) -> str:
+    """The note of a PROCESSING campaign whose messages wait: the first clause of its
+    statusReason ("Waiting until 09:00 Europe/Paris (2026-12-03) for 3,120 recipients:
+    their local send time. …" → "waiting until 09:00 Europe/Paris (2026-12-03) for
+    3,120 recipients"); "" without a reason."""
+    clause = (status_reason or "").strip().split(": ", 1)[0].split(". ", 1)[0].rstrip(".").strip()
+    return clause[:1].lower() + clause[1:]

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from watch.client import Rejected, Session
 from watch.display import Display
+from watch.render import waiting_note
 from watch.snapshot import Snapshot
 
 QUERY = """subscription Watch($id: ID!) {
@@ -24,6 +25,10 @@ QUERY = """subscription Watch($id: ID!) {
     stats { total pending sent delivered read replied failed cancelled progress deliveryRate readRate failureRate }
   }
 }"""
+
+# campaignProgress has no statusReason: why a PROCESSING campaign waits is asked apart,
+# over the same connection, once its pending count has stood still a while.
+REASON_QUERY = """query WatchReason($id: ID!) { campaign(id: $id) { status statusReason nextSendAt } }"""
 
 # Close codes of graphql-transport-ws that mean "your credentials", not "try again".
 AUTH_CLOSE_CODES = frozenset({4401, 4403})
@@ -74,7 +79,12 @@ class Watcher:
         ack_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.5, 5.0),
         give_up_after: float = 300.0,
+        stall: float = 3.0,
+        reason_every: float = 30.0,
     ) -> None:
+        """`stall`: seconds a PROCESSING campaign's status and pending count stand still
+        before its statusReason is asked (why it waits); `reason_every`: how often it is
+        asked again while they still stand still."""
         self.url, self.key, self.campaign_id, self.display = url, key, campaign_id, display
         self.settle, self.clock = settle, clock
         self.open_timeout, self.ack_timeout = open_timeout, ack_timeout
@@ -84,6 +94,11 @@ class Watcher:
         self.connections = 0
         self._session_snapshots = 0
         self._outage = False
+        self.stall, self.reason_every = stall, reason_every
+        self.waiting = ""  # the note while the campaign waits (render.waiting_note)
+        self._moved_at = 0.0  # when the status or the pending count last changed
+        self._reason_op: str | None = None  # the statusReason query in flight, on this connection
+        self._reason_asked_at = -math.inf
 
     async def run(self) -> Snapshot:
         attempt = 0
@@ -125,6 +140,7 @@ class Watcher:
 
     async def _session(self) -> Snapshot:
         self._session_snapshots = 0
+        self._reason_op = None  # an answer in flight died with the last connection
         try:
             async with Session.open(
                 self.url, self.key, open_timeout=self.open_timeout, ack_timeout=self.ack_timeout, close_timeout=2
@@ -167,6 +183,11 @@ class Watcher:
                 if left <= 0:
                     return self.last
                 self.display.set_note(f"settling {math.ceil(left)}s")
+            if self._reason_due(now):
+                self._reason_asked_at = now
+                self._reason_op = await session.subscribe(
+                    REASON_QUERY, {"id": self.campaign_id}, operation_name="WatchReason"
+                )
             self.display.flush(now)
             timeout = 1.0
             due = self.display.due_in(now)
@@ -174,10 +195,15 @@ class Watcher:
                 timeout = min(timeout, due)
             if self._session_snapshots and self.last is not None and self.last.terminal:
                 timeout = min(timeout, max(self.changed_at + self.settle - now, 0.0))
+            if self.last is not None and self.last.status == "PROCESSING" and now < self._moved_at + self.stall:
+                timeout = min(timeout, self._moved_at + self.stall - now)  # ask why it waits on time
             try:
                 async with asyncio.timeout(max(timeout, 0.01)):
                     message = await session.receive()
             except TimeoutError:
+                continue
+            if self._reason_op is not None and message.get("id") == self._reason_op:
+                self._on_reason(message)
                 continue
             if message.get("id") != sub_id:
                 continue  # something for another id
@@ -196,10 +222,43 @@ class Watcher:
         snap = Snapshot.from_payload(progress)
         if self.last is None or snap.numbers() != self.last.numbers():
             self.changed_at = self.clock()
+        if self.last is None or (snap.status, snap.pending) != (self.last.status, self.last.pending):
+            self._moved_at = self.clock()
+            self.waiting = ""  # messages go out (or the status changed): no longer waiting
         self.last = snap
         self._session_snapshots += 1
         if self._outage:
             self._outage = False
             self.display.message("campaigns watch: reconnected")
-        self.display.set_note("")
+        self.display.set_note(self.waiting)
         self.display.show(snap)
+
+    def _reason_due(self, now: float) -> bool:
+        """Whether to ask why the campaign waits: PROCESSING, nothing asked in flight, its
+        pending count still for `stall` seconds, and not asked since (or for `reason_every`)."""
+        if self.last is None or self.last.status != "PROCESSING":
+            return False
+        if self._reason_op is not None and now - self._reason_asked_at < self.reason_every:
+            return False  # in flight (past reason_every it is taken for lost, and asked again)
+        stalled_since = self._moved_at + self.stall
+        if now < stalled_since:
+            return False
+        return self._reason_asked_at < stalled_since or now - self._reason_asked_at >= self.reason_every
+
+    def _on_reason(self, message: Mapping[str, Any]) -> None:
+        """The statusReason query's answer. An error, or an answer asked before the
+        numbers last moved, leaves the note as it is: the watch goes on without it."""
+        kind = message.get("type")
+        if kind in ("complete", "error"):
+            self._reason_op = None
+        if kind != "next" or self._reason_asked_at < self._moved_at:
+            return
+        campaign = ((message.get("payload") or {}).get("data") or {}).get("campaign") or {}
+        if campaign.get("status") != "PROCESSING" or self.last is None or self.last.status != "PROCESSING":
+            return
+        note = waiting_note(campaign.get("statusReason")) if campaign.get("nextSendAt") else ""
+        if note != self.waiting:
+            self.waiting = note
+            self.display.set_note(note)
+            if note and not self.display.tty:  # a log has no note: a line of its own
+                self.display.message(f"campaigns watch: {note}")

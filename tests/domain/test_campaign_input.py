@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from domain.campaign_input import FIELDS, MAX_NAME, MAX_REASON, MAX_SEND_RATE, validate_fields, validate_reason
-from domain.errors import ErrorCode, InvalidInput, ValidationFailed
+from domain.errors import DomainError, ErrorCode, InvalidInput, ValidationFailed
 
 
 def refused(given: dict[str, Any], *, creating: bool = False, prefix: str = "input") -> ValidationFailed:
@@ -27,6 +27,8 @@ def test_a_full_input_comes_back_under_the_model_attribute_names() -> None:
         "sendRate": 50,
         "failureThreshold": 0.25,
         "failureSampleSize": 200,
+        "timeZone": "Europe/Paris",
+        "sendWindow": {"days": ["MON", "FRI"], "start": "09:00", "end": "20:00", "timeZone": None},
     }
     assert set(given) == set(FIELDS)
     assert validate_fields(given, creating=True).values == {
@@ -37,7 +39,29 @@ def test_a_full_input_comes_back_under_the_model_attribute_names() -> None:
         "send_rate": 50,
         "failure_threshold": 0.25,
         "failure_sample_size": 200,
+        "time_zone": "Europe/Paris",
+        "send_window": '{"days": ["MON", "FRI"], "start": "09:00", "end": "20:00", "timeZone": null}',
     }
+
+
+def test_a_bad_time_zone_or_a_window_that_never_opens_is_refused_naming_the_field() -> None:
+    base = {"name": "n", "body": "b"}
+    with pytest.raises(DomainError) as bad_zone:
+        validate_fields({**base, "timeZone": "Mars/Olympus"}, creating=True)
+    assert bad_zone.value.field == ("input", "timeZone")
+    never: dict[str, Any] = {"days": [], "start": "09:00", "end": "20:00", "timeZone": None}
+    with pytest.raises(DomainError) as empty:
+        validate_fields({**base, "sendWindow": never}, creating=True)
+    assert empty.value.field == ("input", "sendWindow", "days")
+    same = {"days": ["MON"], "start": "09:00", "end": "09:00", "timeZone": None}
+    with pytest.raises(DomainError) as closed:
+        validate_fields({**base, "sendWindow": same}, creating=True)
+    assert closed.value.field == ("input", "sendWindow", "end")
+    late = {"days": ["MON"], "start": "25:00", "end": "09:00", "timeZone": None}
+    with pytest.raises(DomainError) as hour:
+        validate_fields({**base, "sendWindow": late}, creating=True)
+    assert hour.value.field == ("input", "sendWindow", "start")
+    assert validate_fields({**base, "sendWindow": None}, creating=True).values["send_window"] is None
 
 
 def test_an_update_returns_only_the_fields_given_and_keeps_their_nulls() -> None:

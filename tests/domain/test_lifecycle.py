@@ -89,3 +89,58 @@ def test_launch_is_refused_for_a_message_longer_than_whatsapp_takes_naming_the_r
     with pytest.raises(ValidationFailed) as refused:
         check_launch(Action.SEND_NOW, LaunchFacts(recipients=1, longest=("+14155550100", MAX_BODY + 1)))
     assert "+14155550100 would be 4,097 characters" in refused.value.message
+
+
+# ------------------------------------------------- recurring schedules (SCHEDULE_TABLE)
+
+SS, SA = lifecycle.ScheduleStatus, lifecycle.ScheduleAction
+
+#: docs/DESIGN.md, "Recurring campaigns": a schedule's status -> its actions and targets
+SCHEDULE_DESIGN = {
+    SS.ACTIVE: {SA.PAUSE: SS.PAUSED, SA.END: SS.ENDED},
+    SS.PAUSED: {SA.RESUME: SS.ACTIVE, SA.END: SS.ENDED},
+    SS.ENDED: {},
+}
+
+
+@pytest.mark.parametrize("status", list(lifecycle.ScheduleStatus))
+@pytest.mark.parametrize("action", list(lifecycle.ScheduleAction))
+def test_every_schedule_pair_matches_the_design(
+    status: lifecycle.ScheduleStatus, action: lifecycle.ScheduleAction
+) -> None:
+    expected = SCHEDULE_DESIGN[status].get(action)
+    assert lifecycle.SCHEDULE_TABLE.get((status, action)) is expected
+    if expected is not None:
+        assert lifecycle.schedule_transition(status, action) is expected
+        return
+    with pytest.raises(InvalidTransition) as refused:
+        lifecycle.schedule_transition(status, action)
+    assert f"{action} a recurring schedule that is {status}" in refused.value.message
+    assert set(refused.value.allowed) == {a.value for a in SCHEDULE_DESIGN[status]}
+
+
+def test_schedule_allowed_actions_follow_the_contract_order() -> None:
+    assert lifecycle.schedule_allowed_actions(SS.ACTIVE) == [SA.PAUSE, SA.END]
+    assert lifecycle.schedule_allowed_actions(SS.PAUSED) == [SA.RESUME, SA.END]
+    assert lifecycle.schedule_allowed_actions(SS.ENDED) == []
+
+
+@pytest.mark.parametrize("schedule", [SS.ACTIVE, SS.PAUSED])
+@pytest.mark.parametrize("action", [A.SEND_NOW, A.SCHEDULE, A.DELETE])
+def test_a_live_schedules_model_is_neither_sent_nor_deleted(schedule: lifecycle.ScheduleStatus, action: Action) -> None:
+    from domain.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as refused:
+        lifecycle.check_model_action(action, schedule)
+    assert refused.value.field == ("id",) and "model of a recurring schedule" in refused.value.message
+
+
+@pytest.mark.parametrize("action", [A.EDIT, A.ADD_RECIPIENTS, A.REMOVE_RECIPIENTS, A.DUPLICATE])
+def test_a_models_edits_and_recipients_are_allowed(action: Action) -> None:
+    lifecycle.check_model_action(action, SS.ACTIVE)
+
+
+@pytest.mark.parametrize("schedule", [SS.ENDED, None])
+def test_a_campaign_of_an_ended_schedule_or_none_is_not_guarded(schedule: lifecycle.ScheduleStatus | None) -> None:
+    for action in (A.SEND_NOW, A.SCHEDULE, A.DELETE):
+        lifecycle.check_model_action(action, schedule)

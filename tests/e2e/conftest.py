@@ -247,6 +247,10 @@ BASE_ENV = {
     "SIMULATOR_READ_DELAY_MS": "50-400",
     "SIMULATOR_WEBHOOK_RETRY_BASE_MS": "200",
     "SIMULATOR_WEBHOOK_RETRY_MAX_MS": "1000",
+    # thousands of recipients per test on one number: no daily messaging limit, neither
+    # the service's nor the simulator's (the limit has tests/jobs/test_daily_limit.py)
+    "WHATSAPP_MESSAGING_TIER": "TIER_UNLIMITED",
+    "SIMULATOR_MESSAGING_LIMIT_TIER": "TIER_UNLIMITED",
 }
 
 

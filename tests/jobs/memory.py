@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.lifecycle import TABLE, Action, CampaignStatus
 from domain.messages import MessageStatus as M
@@ -32,6 +33,8 @@ from domain.sending import (
     SendResult,
     Written,
 )
+from domain.waiting import WaitReason
+from runtime import clock
 
 
 @dataclass
@@ -45,6 +48,10 @@ class Row:
     provider_message_id: str | None = None
     error_code: str | None = None
     attempts: int = 0
+    time_zone: str | None = None
+    #: business time before which it is not claimed (runtime/clock.py), and why
+    not_before: datetime | None = None
+    wait_reason: WaitReason | None = None
 
 
 @dataclass
@@ -139,10 +146,16 @@ class MemoryStore:
     async def claim(self, lease: Lease, limit: int, after: int = 0) -> list[Claimed]:
         if not self._holds(lease) or self.status is not CampaignStatus.PROCESSING or self.expires < time.monotonic():
             return []
-        pending = [r for r in sorted(self.rows.values(), key=lambda r: r.id) if r.status is M.PENDING and r.id > after]
+        now = clock.now()
+        pending = [
+            r
+            for r in sorted(self.rows.values(), key=lambda r: r.id)
+            if r.status is M.PENDING and r.id > after and (r.not_before is None or r.not_before <= now)
+        ]
         taken = pending[:limit]
         for row in taken:
             row.status, row.claim_fence, row.doubt_at, row.error_code = M.SENDING, lease.fence, None, None
+            row.not_before = row.wait_reason = None
             row.attempts += 1
         self.max_sending = max(self.max_sending, self.by_status().get(M.SENDING, 0))
         return [Claimed(r.id, r.phone, {"name": f"User {r.id}"}, r.send_round) for r in taken]
@@ -202,11 +215,31 @@ class MemoryStore:
 
     async def remaining(self, campaign_id: int) -> Remaining:
         rows = self.rows.values()
+        now = clock.now()
+        waits = sum(r.status is M.PENDING and r.not_before is not None and r.not_before > now for r in rows)
         return Remaining(
-            pending=sum(r.status is M.PENDING for r in rows),
+            pending=sum(r.status is M.PENDING for r in rows) - waits,
             sending=sum(r.status is M.SENDING for r in rows),
             in_doubt=sum(r.status is M.SENDING and r.doubt_at is not None for r in rows),
+            waiting=waits,
         )
+
+    async def zones(self, campaign_id: int) -> list[str | None]:
+        found = {r.time_zone for r in self.rows.values() if r.status is M.PENDING}
+        return sorted(found, key=lambda z: z or "")
+
+    async def hold(self, lease: Lease, holds: Mapping[str | None, tuple[datetime, WaitReason]], by_zone: bool) -> int:
+        if not self._holds(lease) or self.status is not CampaignStatus.PROCESSING:
+            return 0
+        held = 0
+        for zone_name, (until, reason) in holds.items():
+            for row in self.rows.values():
+                if row.status is not M.PENDING or (by_zone and row.time_zone != zone_name):
+                    continue
+                if row.not_before is None or row.not_before < until:
+                    row.not_before, row.wait_reason = until, reason
+                    held += 1
+        return held
 
     async def transition(self, campaign_id: int, action: Action, actor: str, reason: str | None) -> bool:
         target = TABLE.get((self.status, action))

@@ -60,7 +60,8 @@ DRAIN_S = 1.0
 
 @pytest.fixture
 def fast(settings: Settings, own_redis: RedisServer) -> Settings:
-    """A short lease (proof 0.6 s, renewed every 0.2 s) and drain, on the test's Redis."""
+    """A short lease (proof 0.6 s, renewed every 0.2 s) and drain, on the test's Redis;
+    no daily messaging limit (tests/jobs/test_daily_limit.py has it)."""
     return Settings(
         database_url=settings.database_url,
         redis_url=own_redis.url,
@@ -68,6 +69,7 @@ def fast(settings: Settings, own_redis: RedisServer) -> Settings:
         worker_concurrency=CONCURRENCY,
         worker_lease_ttl_s=3.0,
         worker_drain_timeout_s=DRAIN_S,
+        whatsapp_messaging_tier=settings.whatsapp_messaging_tier,
     )
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from domain.access import MUTATION_SCOPES, QUERY_SCOPES, Scope, needed
 from domain.ids import expect_id, to_global_id
-from models import ApiKey, Campaign, OptOut, Sender, WebhookDelivery, WebhookEndpoint, Workspace
+from models import ApiKey, Campaign, OptOut, RecurringSchedule, Sender, WebhookDelivery, WebhookEndpoint, Workspace
 from schema.app import schema
 from services.keys import create_key
+from services.recurring import create_schedule
 from services.tokens import TokenBox
 from services.webhooks import create_endpoint
 from settings import Settings
@@ -51,6 +52,16 @@ MUTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "rescheduleCampaign": (
         "mutation($id: ID!, $at: DateTime!) { rescheduleCampaign(id: $id, scheduledAt: $at) { userErrors { code } } }",
         {"at": LATER},
+    ),
+    "scheduleCampaignInLocalTime": (
+        "mutation($id: ID!) { scheduleCampaignInLocalTime(id: $id, date: \"2030-01-01\", time: \"09:00\") "
+        "{ userErrors { code } } }",
+        {},
+    ),
+    "rescheduleCampaignInLocalTime": (
+        "mutation($id: ID!) { rescheduleCampaignInLocalTime(id: $id, date: \"2030-01-01\", time: \"09:00\") "
+        "{ userErrors { code } } }",
+        {},
     ),
     "unscheduleCampaign": ("mutation($id: ID!) { unscheduleCampaign(id: $id) { userErrors { code } } }", {}),
     "sendCampaignNow": ("mutation($id: ID!) { sendCampaignNow(id: $id) { userErrors { code } } }", {}),
@@ -93,6 +104,20 @@ MUTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "addOptOuts": ("mutation($p: String!) { addOptOuts(phones: [$p]) { userErrors { code } } }", {"p": phone(902)}),
     "removeOptOut": ("mutation($p: String!) { removeOptOut(phone: $p) { userErrors { code } } }", {"p": phone(903)}),
     "setStopKeywords": ('mutation { setStopKeywords(keywords: ["STOP", "HALT"]) { userErrors { code } } }', {}),
+    "createRecurringSchedule": (
+        'mutation($id: ID!) { createRecurringSchedule(input: {campaignId: $id, cron: "0 9 * * 1", timeZone: "UTC"})'
+        " { userErrors { code } } }",
+        {},
+    ),
+    "pauseRecurringSchedule": (
+        "mutation($sched: ID!) { pauseRecurringSchedule(id: $sched) { userErrors { code } } }",
+        {},
+    ),
+    "resumeRecurringSchedule": (
+        "mutation($sched: ID!) { resumeRecurringSchedule(id: $sched) { userErrors { code } } }",
+        {},
+    ),
+    "endRecurringSchedule": ("mutation($sched: ID!) { endRecurringSchedule(id: $sched) { userErrors { code } } }", {}),
 }
 
 QUERIES: dict[str, str] = {
@@ -105,6 +130,8 @@ QUERIES: dict[str, str] = {
     "senders": "{ senders { id name } }",
     "templates": "{ templates { id name } }",
     "optOuts": "{ optOuts(first: 5) { totalCount edges { node { id phone source } } } }",
+    "recurringSchedules": "{ recurringSchedules { id nextOccurrences campaign { id } occurrences { id } } }",
+    "recurringSchedule": "query($id: ID!) { recurringSchedule(id: $id) { id } }",
 }
 
 
@@ -151,7 +178,12 @@ async def _state(api: Api) -> tuple[Any, ...]:
     )
     opt_outs = await OptOut.filter(workspace_id=api.principal.workspace_id).order_by("id").values_list("id", "phone")
     keywords = await Workspace.get(id=api.principal.workspace_id).values_list("stop_keywords", flat=True)
-    return tuple(campaigns), tuple(keys), tuple(hooks), tests, tuple(senders), tuple(opt_outs), keywords
+    schedules = (
+        await RecurringSchedule.filter(workspace_id=api.principal.workspace_id)
+        .order_by("id")
+        .values_list("id", "status", "version")
+    )
+    return tuple(campaigns), tuple(keys), tuple(hooks), tests, tuple(senders), tuple(opt_outs), keywords, schedules
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
@@ -171,7 +203,10 @@ async def test_a_mutation_outside_the_keys_scopes_is_forbidden_and_changes_nothi
         access_token_sealed=TokenBox(Settings().sender_token_key).seal("EAAG-test"),
         throughput=80,
     )
+    model = expect_id((await api.ready_campaign(1))["id"], "Campaign")
+    recurring = await create_schedule(api.principal, model, cron="0 9 * * *", time_zone="UTC")
     given = {
+        "sched": to_global_id("RecurringSchedule", recurring.id),
         "id": campaign["id"],
         "key": spare_id,
         "hook": to_global_id("WebhookEndpoint", hook.id),

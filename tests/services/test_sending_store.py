@@ -335,7 +335,7 @@ async def test_131049_waits_hours_instead_of_failing_and_claims_skip_it_until_th
     assert (left.pending, left.waiting, left.unresolved) == (0, 1, 1)  # not complete: it waits
     campaign = await Campaign.get(id=pk)
     assert campaign.next_send_at is not None and abs(campaign.next_send_at - row.not_before) < timedelta(seconds=1)
-    assert campaign.status_reason is not None and "1 message waits" in campaign.status_reason
+    assert campaign.status_reason is not None and "for 1 recipient: WhatsApp" in campaign.status_reason
     # its time comes (here: moved to the past): claimed again, and the note is cleared by the next run
     await Message.filter(id=limited.id).update(not_before=datetime.now(UTC) - timedelta(seconds=1))
     left = await store.remaining(pk)

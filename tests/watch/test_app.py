@@ -135,6 +135,8 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "WHATSAPP_API_BASE")}
     env |= {"WHATSAPP_RATE_LIMIT": "500", "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
+    # 1,000 recipients on the development sender (the simulator's number): no daily limit
+    env["SIMULATOR_MESSAGING_LIMIT_TIER"] = "TIER_UNLIMITED"
     env.pop("CAMPAIGNS_API_KEY", None)
     log = open(workdir / "dev.log", "wb")  # closed in finally
     proc = subprocess.Popen(

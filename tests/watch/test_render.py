@@ -16,6 +16,7 @@ from watch.render import (
     render_line,
     render_plain,
     render_summary,
+    waiting_note,
 )
 from watch.snapshot import Snapshot
 
@@ -112,3 +113,19 @@ def test_summary_has_the_final_numbers_and_rates() -> None:
         "COMPLETED: total 1000, sent 990, delivered 900 (90.9%), read 450 (50.0%), "
         "replied 12, failed 10 (1.0%), cancelled 0, pending 0"
     )
+
+
+REASON = "Waiting until 09:00 Europe/Paris (2026-12-03) for 3,120 recipients: their local send time. 8,000 wait in all."
+
+
+def test_a_waiting_note_is_the_first_clause_of_the_status_reason() -> None:
+    note = waiting_note(REASON)
+    assert note == "waiting until 09:00 Europe/Paris (2026-12-03) for 3,120 recipients"
+    assert waiting_note("Waiting until 07:00 UTC (2026-12-03) for 1 recipient.") == (
+        "waiting until 07:00 UTC (2026-12-03) for 1 recipient"
+    )
+    assert waiting_note(None) == waiting_note("") == ""
+    stalled = replace(RUNNING, send_rate=0.0)
+    line = render_line(stalled, 200, note=note)
+    assert line.endswith(f"pending 4614  {note}") and "ETA" not in line and "msg/s" not in line
+    assert len(render_line(stalled, 80, note=note)) == 79  # cut, never wrapped

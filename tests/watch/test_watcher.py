@@ -180,3 +180,32 @@ async def test_a_server_that_stays_away_ends_the_watch_with_an_error() -> None:
     told = err.getvalue().splitlines()
     assert told[0].startswith("campaigns watch: connection lost (connection closed (1011 internal error))")
     assert len(told) > 2 and all(line.startswith("campaigns watch: reconnecting failed") for line in told[1:])
+
+
+async def test_a_processing_campaign_that_stands_still_shows_why_it_waits() -> None:
+    reason = "Waiting until 09:00 Europe/Paris (2026-12-03) for 3,120 recipients: their local send time."
+    asked: list[dict[str, Any]] = []
+
+    async def handler(ws: ServerConnection, _n: int) -> None:
+        sub = await _accept(ws)
+        await ws.send(_next(sub, _progress("PROCESSING", 8000, 3120, sent=4880)))
+        query = json.loads(await ws.recv())  # asked over the same connection once pending stands still
+        asked.append(query)
+        campaign = {"status": "PROCESSING", "statusReason": reason, "nextSendAt": "2026-12-03T08:00:00+00:00"}
+        await ws.send(json.dumps({"id": query["id"], "type": "next", "payload": {"data": {"campaign": campaign}}}))
+        await ws.send(json.dumps({"id": query["id"], "type": "complete"}))
+        await ws.send(_next(sub, _progress("COMPLETED", 8000, 0, sent=8000)))
+        await ws.wait_closed()
+
+    async with scripted_server(handler) as url:
+        out, err = io.StringIO(), io.StringIO()
+        display = Display(out, err, tty=False, plain_interval=0.0)
+        watcher = Watcher(url, "cmp_good", "Q2FtcGFpZ246MQ", display, settle=0.1, stall=0.1)
+        final = await asyncio.wait_for(watcher.run(), 5)
+    [query] = asked
+    assert query["type"] == "subscribe" and query["id"] != "1"
+    assert "statusReason" in query["payload"]["query"] and query["payload"]["variables"] == {"id": "Q2FtcGFpZ246MQ"}
+    assert err.getvalue().splitlines() == [
+        "campaigns watch: waiting until 09:00 Europe/Paris (2026-12-03) for 3,120 recipients"
+    ]
+    assert final.status == "COMPLETED" and watcher.waiting == ""  # the count moved: no longer waiting

@@ -75,6 +75,8 @@ def dev_server() -> Iterator[tuple[str, str]]:
         "LOG_LEVEL": "WARNING",
         "SIMULATOR_SEED": "7",
         "SIMULATOR_ERROR_MIX": "131026=0.01",  # a few failures, well under the auto-pause guard
+        # 1,500 recipients on the development sender (the simulator's number): no daily limit
+        "SIMULATOR_MESSAGING_LIMIT_TIER": "TIER_UNLIMITED",
     }
     stdout, stderr = tmp / "stdout.log", tmp / "stderr.log"
     with stdout.open("wb") as out, stderr.open("wb") as err:

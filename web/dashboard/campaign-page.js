@@ -1,9 +1,11 @@
 // The campaign view's page: builds its elements once, then shows a campaign's header,
-// counters, progress bar, rates and status history in place (no re-render per update).
+// counters, progress bar, rates, delivery, recurring schedule and status history in place
+// (no re-render per update).
 
 import { badge } from "./components.js";
 import { $, h, setText } from "./dom.js";
-import { fmt, pct, share, timeWithSeconds, when } from "./format.js";
+import { cronInWords, fmt, inZone, pct, share, shortDate, timeWithSeconds, when } from "./format.js";
+import { campaignHref } from "./router.js";
 
 /** The counters: key, label, the line under the number. */
 const STAT_CARDS = [
@@ -23,15 +25,25 @@ const RATES = [
   ["failure", "Failure"],
 ];
 const SEGMENTS = ["sent", "failed", "cancelled"];
+/** Why messages wait (WaitReason), in plain words. */
+const WAIT_REASONS = {
+  LOCAL_TIME: "their local send time is ahead",
+  WINDOW: "outside the send window",
+  DAILY_LIMIT: "the sender's daily messaging limit is reached",
+  MARKETING_LIMIT: "WhatsApp's per-user marketing limit (131049)",
+};
 
 export class CampaignPage {
   constructor(id) {
     this.renderedEvents = null;
+    this.renderedDelivery = null;
+    this.renderedSchedule = null;
     const el = (this.el = {});
     el.name = h("h1", { "data-testid": "campaign-name" });
     el.status = h("span", { class: "badge", "data-testid": "campaign-status" });
     el.reason = h("span", { class: "status-reason", "data-testid": "status-reason", hidden: true });
     el.times = h("span", { class: "muted small", "data-testid": "campaign-times" });
+    el.occurrenceOf = h("p", { class: "small occurrence-of", "data-testid": "occurrence-of", hidden: true });
     el.body = h("p", { class: "message-body", "data-testid": "campaign-body" });
     el.actions = h("div", { class: "actions", "data-testid": "actions" });
     el.panel = h("div", { class: "panel", hidden: true, "data-testid": "action-panel" });
@@ -64,6 +76,26 @@ export class CampaignPage {
     el.billable = h("div", { class: "billable", "data-testid": "billable" });
     el.history = h("ol", { class: "history", "data-testid": "history" });
     el.historyEmpty = h("p", { class: "muted small" }, "No status changes yet.");
+    el.delivery = h("div", { class: "card delivery-card", "data-testid": "delivery", hidden: true });
+    el.window = h("p", { class: "small", "data-testid": "send-window", hidden: true });
+    el.localSend = h("p", { class: "small", "data-testid": "local-send-time", hidden: true });
+    el.nextSend = h("p", { class: "small", "data-testid": "next-send", hidden: true });
+    el.waiting = h("ul", { class: "waiting small", "data-testid": "waiting", hidden: true });
+    el.planRows = h("tbody");
+    el.plan = h(
+      "table",
+      { class: "table send-plan", "data-testid": "send-plan", hidden: true },
+      h("caption", { class: "muted small" }, "Hour by hour (your local time): messages that become due"),
+      h("thead", {}, h("tr", {}, h("th", {}, "Hour"), h("th", {}, "Messages"))),
+      el.planRows,
+    );
+    el.delivery.append(h("h2", {}, "Delivery"), el.window, el.localSend, el.nextSend, el.waiting, el.plan);
+    el.recurring = h("div", { class: "card recurring-card", "data-testid": "recurring", hidden: true });
+    el.scheduleStatus = h("span", { class: "badge", "data-testid": "schedule-status" });
+    el.scheduleInfo = h("div", { class: "small" });
+    el.scheduleActions = h("div", { class: "actions", "data-testid": "schedule-actions" });
+    el.scheduleErrors = h("div", { class: "alert alert-error", "data-testid": "schedule-errors", hidden: true });
+    el.recurring.append(h("div", { class: "recurring-head" }, h("h2", {}, "Recurring"), el.scheduleStatus), el.scheduleInfo, el.scheduleActions, el.scheduleErrors);
 
     this.root = h(
       "section",
@@ -74,6 +106,7 @@ export class CampaignPage {
         { class: "campaign-head" },
         h("div", { class: "campaign-title" }, el.name, h("div", { class: "campaign-sub" }, el.status, el.reason, el.times)),
       ),
+      el.occurrenceOf,
       el.body,
       el.actions,
       el.panel,
@@ -96,6 +129,8 @@ export class CampaignPage {
         h("div", { class: "rates" }, rates),
         el.billable,
       ),
+      el.delivery,
+      el.recurring,
       h(
         "div",
         { class: "grid-2" },
@@ -134,6 +169,122 @@ export class CampaignPage {
     this.showStats(c.stats);
     this.showBillable(c.report?.billable || []);
     this.showEvents(c.events);
+    this.showDelivery(c);
+    this.showRecurring(c);
+  }
+
+  /** The schedule the campaign is the model of (the Recurring card), or the model it is an occurrence of. */
+  showRecurring(c) {
+    const el = this.el;
+    const model = c.occurrenceOf?.campaign;
+    el.occurrenceOf.hidden = !model;
+    if (model && el.occurrenceOf.dataset.model !== model.id) {
+      el.occurrenceOf.dataset.model = model.id;
+      el.occurrenceOf.replaceChildren("Occurrence of ", h("a", { href: campaignHref(model.id), "data-testid": "occurrence-of-model" }, model.name));
+    }
+    const s = c.recurringSchedule;
+    el.recurring.hidden = !s;
+    const key = JSON.stringify(s || null);
+    if (!s || key === this.renderedSchedule) return;
+    this.renderedSchedule = key;
+    el.scheduleStatus.className = `badge badge-${s.status.toLowerCase()}`;
+    el.scheduleStatus.dataset.status = s.status;
+    setText(el.scheduleStatus, s.status);
+    const words = cronInWords(s.cron);
+    const runs = s.maxRuns == null ? `${fmt(s.runs)} ${s.runs === 1 ? "run" : "runs"} (no limit)` : `${fmt(s.runs)} of ${fmt(s.maxRuns)} runs`;
+    const span = [`from ${when(s.startsAt)}`, s.endsAt ? `until ${when(s.endsAt)}` : null, s.lastRunAt ? `last run ${when(s.lastRunAt)}` : null];
+    const next = s.nextOccurrences;
+    const nextCaption = s.status === "PAUSED" ? "Next occurrences if resumed now" : "Next occurrences";
+    el.scheduleInfo.replaceChildren(
+      h(
+        "p",
+        { "data-testid": "schedule-cron", "data-cron": s.cron },
+        words ? h("span", { title: s.cron }, words[0].toUpperCase() + words.slice(1)) : h("code", {}, s.cron),
+        `, ${s.timeZone} time`,
+      ),
+      h("p", { "data-testid": "schedule-runs", "data-runs": String(s.runs) }, [runs, ...span].filter(Boolean).join(" · ")),
+      s.lastError ? h("p", { class: "alert alert-error", "data-testid": "schedule-last-error" }, `Last occurrence not launched: ${s.lastError}`) : null,
+      next.length
+        ? h(
+            "table",
+            { class: "table next-occurrences", "data-testid": "next-occurrences" },
+            h("caption", { class: "muted small" }, nextCaption),
+            h("thead", {}, h("tr", {}, h("th", {}, "Your time"), h("th", {}, s.timeZone))),
+            h(
+              "tbody",
+              {},
+              next.map((at) =>
+                h("tr", { "data-testid": "next-occurrence", "data-at": at }, h("td", {}, h("time", { datetime: at }, when(at))), h("td", {}, inZone(at, s.timeZone))),
+              ),
+            ),
+          )
+        : h("p", { class: "muted" }, "No more occurrences."),
+      s.occurrences.length
+        ? h(
+            "div",
+            {},
+            h("h3", { class: "muted small" }, "Latest occurrences"),
+            h(
+              "ul",
+              { class: "occurrences", "data-testid": "occurrences" },
+              s.occurrences.map((o) =>
+                h(
+                  "li",
+                  { "data-testid": "occurrence", "data-id": o.id },
+                  h("a", { href: campaignHref(o.id) }, o.name),
+                  " ",
+                  badge(o.status),
+                  h("span", { class: "muted small" }, ` ${shortDate.format(new Date(o.createdAt))}`),
+                ),
+              ),
+            ),
+          )
+        : h("p", { class: "muted" }, "No occurrence yet."),
+    );
+  }
+
+  /** When messages may go out: the send window, the local send time, what waits and until when, the plan by hour. */
+  showDelivery(c) {
+    const el = this.el;
+    const waiting = c.waiting || [];
+    const plan = c.sendPlan || [];
+    el.window.hidden = !c.sendWindow;
+    setText(el.window, c.sendWindow ? `Send window: ${c.sendWindow.description}` : "");
+    const local = c.localSendTime;
+    el.localSend.hidden = !local;
+    setText(el.localSend, local ? `Local send time: ${local.time} on ${local.date}, in each recipient's time zone` : "");
+    el.nextSend.hidden = !c.nextSendAt;
+    setText(el.nextSend, c.nextSendAt ? `Next messages go out ${when(c.nextSendAt)}` : "");
+    const key = JSON.stringify([waiting, plan]);
+    if (key !== this.renderedDelivery) {
+      this.renderedDelivery = key;
+      el.waiting.hidden = waiting.length === 0;
+      el.waiting.replaceChildren(
+        ...waiting.map((g) => {
+          const zone = g.timeZone || c.timeZone;
+          const who = `${fmt(g.count)} ${g.count === 1 ? "recipient waits" : "recipients wait"}`;
+          const where = zone || "UTC";
+          return h(
+            "li",
+            { "data-testid": "waiting-group", "data-reason": g.reason, "data-count": String(g.count), "data-zone": where },
+            `${who}: ${WAIT_REASONS[g.reason] || g.reason} (${where}), until `,
+            h("time", { datetime: g.until, title: when(g.until) }, inZone(g.until, zone || "UTC")),
+          );
+        }),
+      );
+      el.plan.hidden = plan.length === 0;
+      el.planRows.replaceChildren(
+        ...plan.map((p) =>
+          h(
+            "tr",
+            { "data-testid": "plan-row", "data-at": p.at, "data-count": String(p.count) },
+            h("td", {}, h("time", { datetime: p.at }, shortDate.format(new Date(p.at)))),
+            h("td", {}, fmt(p.count)),
+          ),
+        ),
+      );
+    }
+    el.delivery.hidden = el.window.hidden && el.localSend.hidden && el.nextSend.hidden && el.waiting.hidden && el.plan.hidden;
   }
 
   /** What the campaign costs: its billable messages per pricing category (status webhooks' pricing). */

@@ -3,8 +3,14 @@
 
 const STATS = "stats { total pending sent delivered read replied failed cancelled progress deliveryRate readRate failureRate }";
 const ROW_FIELDS = `id name status createdAt ${STATS}`;
+const DELIVERY = `timeZone sendWindow { days start end timeZone description } localSendTime { date time decidedAt }
+  waiting { reason timeZone count until } sendPlan { at count }`;
+/** A recurring schedule as the Recurring card shows it: its next 5 times and latest 5 occurrences. */
+const SCHEDULE = `id cron timeZone status allowedActions runs maxRuns startsAt endsAt nextRunAt lastRunAt lastError
+  nextOccurrences(count: 5) occurrences(first: 5) { id name status createdAt }`;
+const RECURRING = `recurringSchedule { ${SCHEDULE} } occurrenceOf { id campaign { id name } }`;
 const CAMPAIGN_FIELDS = `id name body status statusReason nextSendAt allowedActions scheduledAt createdAt startedAt completedAt
-  ${STATS} events { from to action actor reason at } report { billable { category count } }`;
+  ${STATS} ${DELIVERY} ${RECURRING} events { from to action actor reason at } report { billable { category count } }`;
 const PAYLOAD = `campaign { ${CAMPAIGN_FIELDS} } userErrors { field message code }`;
 
 export const VIEWER = "query Viewer { viewer { name } }";
@@ -58,3 +64,12 @@ export const ACTION_MUTATIONS = Object.freeze({
   EDIT: mutation("updateCampaign", INPUT_ARG("UpdateCampaignInput")),
   REMOVE_RECIPIENTS: mutation("removeRecipients", INPUT_ARG("RemoveRecipientsInput")),
 });
+
+const SCHEDULE_PAYLOAD = `recurringSchedule { ${SCHEDULE} } userErrors { field message code }`;
+
+export const PAUSE_SCHEDULE = `mutation PauseSchedule($id: ID!) { result: pauseRecurringSchedule(id: $id) { ${SCHEDULE_PAYLOAD} } }`;
+export const RESUME_SCHEDULE = `mutation ResumeSchedule($id: ID!) { result: resumeRecurringSchedule(id: $id) { ${SCHEDULE_PAYLOAD} } }`;
+export const END_SCHEDULE = `mutation EndSchedule($id: ID!) { result: endRecurringSchedule(id: $id) { ${SCHEDULE_PAYLOAD} } }`;
+
+/** The mutation of each RecurringScheduleAction (its button: lifecycle.js's SCHEDULE_ACTIONS). */
+export const SCHEDULE_MUTATIONS = Object.freeze({ PAUSE: PAUSE_SCHEDULE, RESUME: RESUME_SCHEDULE, END: END_SCHEDULE });

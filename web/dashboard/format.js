@@ -32,3 +32,53 @@ export function localToIso(value) {
 export function isoToLocalInput(date) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
+
+const zoneFormats = new Map();
+
+/** An instant as the wall-clock time of an IANA zone ("Dec 3, 09:00 CET"); in the viewer's own time where the browser does not know the zone. */
+export function inZone(iso, zone) {
+  if (!zone) return when(iso);
+  if (!zoneFormats.has(zone)) {
+    let format = null;
+    try {
+      format = new Intl.DateTimeFormat(undefined, { timeZone: zone, month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+    } catch {
+      // RangeError: a zone this browser's time-zone data lacks
+    }
+    zoneFormats.set(zone, format);
+  }
+  const format = zoneFormats.get(zone);
+  return format ? format.format(new Date(iso)) : when(iso);
+}
+
+const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+const listing = (items) => (items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`);
+
+/** A day-of-week cron value ("1", "mon", "7" = Sunday) as its index 0-6, or null. */
+function weekday(value) {
+  const named = DAY_NAMES.indexOf(value.toLowerCase());
+  if (named >= 0) return named;
+  return /^[0-7]$/.test(value) ? Number(value) % 7 : null;
+}
+
+/** A cron expression in words when it is a plain one ("every Monday at 09:00", "every day
+ * at 08:30", "on day 1 of every month at 09:00", "every hour at :15"); null otherwise (the
+ * caller shows the expression itself). Days and times are the schedule's own zone's. */
+export function cronInWords(cron) {
+  const fields = cron.trim().split(/\s+/);
+  if (fields.length !== 5) return null;
+  const [minute, hour, dom, month, dow] = fields;
+  if (!/^\d{1,2}$/.test(minute) || Number(minute) > 59 || month !== "*") return null;
+  if (hour === "*") return dom === "*" && dow === "*" ? `every hour at :${pad(Number(minute))}` : null;
+  if (!/^\d{1,2}$/.test(hour) || Number(hour) > 23) return null;
+  const at = `at ${pad(Number(hour))}:${pad(Number(minute))}`;
+  if (dom !== "*") {
+    return dow === "*" && /^\d{1,2}$/.test(dom) && Number(dom) >= 1 && Number(dom) <= 31 ? `on day ${Number(dom)} of every month ${at}` : null;
+  }
+  if (dow === "*") return `every day ${at}`;
+  if (["1-5", "mon-fri"].includes(dow.toLowerCase())) return `every weekday (Monday to Friday) ${at}`;
+  const days = dow.split(",").map(weekday);
+  if (days.includes(null) || new Set(days).size !== days.length) return null;
+  return `every ${listing(days.map((d) => DAYS[d]))} ${at}`;
+}

@@ -1,6 +1,6 @@
 // What the dashboard knows of the campaign lifecycle: the button of each CampaignAction
-// (its mutation is in documents.js, its form if it has one in panels.js) and which
-// statuses are sending.
+// (its mutation is in documents.js, its form if it has one in panels.js), of each
+// recurring schedule action, and which statuses are sending.
 
 /** Every CampaignAction's button; `confirm` asks before running it. */
 export const ACTIONS = Object.freeze({
@@ -22,6 +22,17 @@ export const ACTIONS = Object.freeze({
   ADD_RECIPIENTS: { label: "Add recipients…" },
   REMOVE_RECIPIENTS: { label: "Remove recipients…" },
   DELETE: { label: "Delete", style: "danger", confirm: (c) => `Delete “${c.name}”? This cannot be undone.` },
+});
+
+/** Every RecurringScheduleAction's button, on the Recurring card (its mutation: documents.js's SCHEDULE_MUTATIONS). */
+export const SCHEDULE_ACTIONS = Object.freeze({
+  PAUSE: { label: "Pause schedule", style: "warning" },
+  RESUME: { label: "Resume schedule", style: "primary" },
+  END: {
+    label: "End schedule",
+    style: "danger",
+    confirm: (c) => `End the recurring schedule of “${c.name}”? No occurrence will be made again (those made stay), and it cannot be resumed.`,
+  },
 });
 
 /** Statuses in which a campaign sends (its numbers move, its chart runs live). */

@@ -1,13 +1,14 @@
 // The view at #/campaigns/<id>: reads the campaign, follows its campaignProgress, and
-// runs its allowedActions (buttons; some open a form from panels.js first).
+// runs its allowedActions (buttons; some open a form from panels.js first) and those of
+// the recurring schedule it is the model of.
 
 import * as api from "./api.js";
 import { CampaignPage } from "./campaign-page.js";
 import { importReport, showUserErrors } from "./components.js";
-import { ACTION_MUTATIONS, CAMPAIGN, DELETE, PROGRESS } from "./documents.js";
+import { ACTION_MUTATIONS, CAMPAIGN, DELETE, PROGRESS, SCHEDULE_MUTATIONS } from "./documents.js";
 import { $, h, toast } from "./dom.js";
 import { handleError } from "./errors.js";
-import { ACTIONS } from "./lifecycle.js";
+import { ACTIONS, SCHEDULE_ACTIONS } from "./lifecycle.js";
 import { PANELS } from "./panels.js";
 import { goHome, goToCampaign } from "./router.js";
 import { SendRate } from "./send-rate.js";
@@ -25,6 +26,7 @@ export class CampaignView {
     this.staleBefore = 0;
     this.refetching = null;
     this.renderedActions = null;
+    this.renderedScheduleActions = null;
     this.panel = null; // the action whose form is open
     this.busy = false;
     this.destroyed = false;
@@ -113,6 +115,7 @@ export class CampaignView {
     this.readAt = Date.now();
     this.page.showCampaign(c);
     this.renderActions(c.allowedActions);
+    this.renderScheduleActions(c.recurringSchedule?.allowedActions || []);
     this.rate.setStatus(c.status);
     state.patchRow(this.id, { name: c.name, status: c.status, stats: c.stats });
   }
@@ -156,6 +159,55 @@ export class CampaignView {
   setBusy(busy) {
     this.busy = busy;
     for (const button of this.el.actions.querySelectorAll("button")) button.disabled = busy || !ACTIONS[button.dataset.action];
+    for (const button of this.el.scheduleActions.querySelectorAll("button")) button.disabled = busy || !SCHEDULE_ACTIONS[button.dataset.action];
+  }
+
+  /** The Recurring card's buttons: one per allowedActions entry of the schedule. */
+  renderScheduleActions(actions) {
+    const key = actions.join(",");
+    if (key === this.renderedScheduleActions) return;
+    this.renderedScheduleActions = key;
+    this.el.scheduleActions.replaceChildren(
+      ...actions.map((action) => {
+        const spec = SCHEDULE_ACTIONS[action];
+        return h(
+          "button",
+          {
+            type: "button",
+            class: `btn${spec?.style ? ` btn-${spec.style}` : ""}`,
+            "data-testid": `schedule-action-${action}`,
+            "data-action": action,
+            disabled: !spec || this.busy,
+            title: spec ? null : "This dashboard does not know this action yet.",
+            onclick: () => this.onScheduleAction(action),
+          },
+          spec?.label || action,
+        );
+      }),
+    );
+  }
+
+  /** Runs a schedule action's mutation; re-renders the card from the schedule it returns (also on a refused transition). */
+  async onScheduleAction(action) {
+    const spec = SCHEDULE_ACTIONS[action];
+    const schedule = this.campaign?.recurringSchedule;
+    if (!spec || !schedule || this.busy) return;
+    if (spec.confirm && !window.confirm(spec.confirm(this.campaign))) return;
+    this.setBusy(true);
+    this.el.scheduleErrors.hidden = true;
+    try {
+      const data = await api.gql(SCHEDULE_MUTATIONS[action], { id: schedule.id });
+      const { recurringSchedule, userErrors } = data.result;
+      showUserErrors(this.el.scheduleErrors, userErrors);
+      if (recurringSchedule) {
+        this.staleBefore = ++this.seq; // reads started before this answer are older than it
+        this.apply({ ...this.campaign, recurringSchedule });
+      }
+    } catch (err) {
+      handleError(err, `${spec.label} failed`);
+    } finally {
+      this.setBusy(false);
+    }
   }
 
   onAction(action) {
