@@ -129,7 +129,6 @@ async def send_plan(campaign: Campaign, now: datetime) -> list[PlannedHour]:
     return [PlannedHour(at, n) for at, n in sorted(hours.items())]
 
 
-
 async def waiting_now(campaign_id: int) -> list[WaitGroup]:
     """wait_groups at the business clock's now."""
     return await wait_groups(db.client(), campaign_id, clock.now())

@@ -54,12 +54,12 @@ MUTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
         {"at": LATER},
     ),
     "scheduleCampaignInLocalTime": (
-        "mutation($id: ID!) { scheduleCampaignInLocalTime(id: $id, date: \"2030-01-01\", time: \"09:00\") "
+        'mutation($id: ID!) { scheduleCampaignInLocalTime(id: $id, date: "2030-01-01", time: "09:00") '
         "{ userErrors { code } } }",
         {},
     ),
     "rescheduleCampaignInLocalTime": (
-        "mutation($id: ID!) { rescheduleCampaignInLocalTime(id: $id, date: \"2030-01-01\", time: \"09:00\") "
+        'mutation($id: ID!) { rescheduleCampaignInLocalTime(id: $id, date: "2030-01-01", time: "09:00") '
         "{ userErrors { code } } }",
         {},
     ),
