@@ -46,6 +46,8 @@ USER_AGENT = "campaigns-webhooks/1"
 #: how long the delivery log keeps finished deliveries, and how often it is pruned
 LOG_RETENTION = timedelta(days=30)
 PRUNE_EVERY_S = 3600.0
+#: seconds close() lets the loop, and attempts writing their outcome, end by themselves
+CLOSE_GRACE_S = 2.0
 
 
 class PrivateAddress(OSError):
@@ -107,6 +109,9 @@ class WebhookDispatcher:
         self._loop = Background("webhook-dispatcher", self._run, log)
         self._inflight: dict[int, int] = {}  # delivery id -> endpoint id
         self._tasks: set[asyncio.Task[None]] = set()
+        #: the attempts whose HTTP request is on its way (cut short by close())
+        self._posting: set[asyncio.Task[Any]] = set()
+        self._closing = False
         self._wake = asyncio.Event()
 
     @classmethod
@@ -130,6 +135,7 @@ class WebhookDispatcher:
             ttl_dns_cache=60,
         )
         self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
+        self._closing = False
         self._loop.start()
 
     def wake(self) -> None:
@@ -137,9 +143,18 @@ class WebhookDispatcher:
         self._wake.set()
 
     async def close(self) -> None:
-        """Stop claiming, cancel the attempts in flight (their claims expire and another
-        dispatcher retries them), close the session."""
-        await self._loop.stop()
+        """Stop claiming, cut short the requests in flight (their claims expire and
+        another dispatcher retries them), close the session. Nothing is cancelled inside
+        a database write when that can be helped: the loop is asked to end between its
+        reads and claims, and an attempt that is writing its outcome finishes it (both
+        bounded by CLOSE_GRACE_S)."""
+        self._closing = True
+        self._wake.set()
+        await self._loop.stop(grace=CLOSE_GRACE_S)
+        for task in list(self._posting):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=CLOSE_GRACE_S)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -151,7 +166,7 @@ class WebhookDispatcher:
     async def _run(self) -> None:
         failing = False
         pruned_at = 0.0
-        while True:
+        while not self._closing:
             try:
                 if time.monotonic() - pruned_at > PRUNE_EVERY_S:
                     await outbox.prune(self.clock() - LOG_RETENTION)
@@ -199,8 +214,14 @@ class WebhookDispatcher:
         return started
 
     async def _attempt(self, claimed: outbox.Claimed) -> None:
+        me = asyncio.current_task()
         try:
-            status_code, error = await self.post(claimed)
+            if me is not None:
+                self._posting.add(me)
+            try:
+                status_code, error = await self.post(claimed)
+            finally:
+                self._posting.discard(me)  # type: ignore[arg-type]
             now = self.clock()
             if status_code is not None and wh.is_success(status_code):
                 await outbox.finish(claimed, wh.DeliveryStatus.DELIVERED, now=now, status_code=status_code, error=None)

@@ -76,12 +76,17 @@ class Background:
         if self._task is not None:
             self._task.cancel()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
         """Cancel the task and wait until it has ended (idempotent); see the module's
-        docstring for what it raises: only the caller's own cancellation."""
+        docstring for what it raises: only the caller's own cancellation. With `grace`,
+        an owner that has asked its loop to end (a flag the loop checks) first gives it
+        that many seconds to return by itself: a loop cancelled inside a database
+        transaction is what the grace spares."""
         task, self._task = self._task, None
         if task is None:
             return
+        if grace > 0:
+            await asyncio.wait([task], timeout=grace)
         task.cancel()
         # asyncio.wait neither raises the task's outcome nor cancels it when the caller
         # is cancelled: the caller's CancelledError alone comes out of here.
