@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from schema.enums import index_enum_outputs
 from schema.execution import EventExecutionContext
 from schema.extensions import extensions
 from schema.keys import KeyMutations, KeyQueries
@@ -82,4 +83,4 @@ def build_schema() -> strawberry.Schema:
     )
 
 
-schema = build_schema()
+schema = index_enum_outputs(build_schema())

@@ -101,6 +101,6 @@ def extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
         OperationNameRequired,
-        QueryCostLimit,  # after validation, with the variables: not cached (schema/cost.py)
+        QueryCostLimit,  # after validation, with the variables (cached without them: schema/cost.py)
         MaskUnexpectedErrors,
     ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 from strawberry.scalars import JSON
 from strawberry.types.nodes import SelectedField
 
@@ -92,17 +94,24 @@ def page_window(
 
 def asks_for(info: strawberry.Info, name: str) -> bool:
     """Whether the field `info` resolves selects `name` directly below it (fragments
-    looked into; a @skip is not weighed: asking too much only costs a count)."""
-    return any(_selects(field.selections, name) for field in info.selected_fields if isinstance(field, SelectedField))
+    looked into; a @skip is not weighed: asking too much only costs a count). Read from
+    graphql-core's nodes: `info.selected_fields` converts the field's whole subtree."""
+    raw = info._raw_info
+    return any(_selects(node.selection_set, name, raw.fragments) for node in raw.field_nodes)
 
 
-def _selects(selections: list[Any], name: str) -> bool:
-    for selection in selections:
-        if isinstance(selection, SelectedField):
-            if selection.name == name:
+def _selects(selection_set: SelectionSetNode | None, name: str, fragments: dict[str, Any]) -> bool:
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            if selection.name.value == name:
                 return True
-        elif _selects(selection.selections, name):  # a fragment spread or inline fragment
-            return True
+        elif isinstance(selection, InlineFragmentNode):
+            if _selects(selection.selection_set, name, fragments):
+                return True
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None and _selects(fragment.selection_set, name, fragments):
+                return True
     return False
 
 
@@ -132,7 +141,7 @@ class CampaignStats:
 
     @classmethod
     def of(cls, s: Stats) -> CampaignStats:
-        counters = {name: getattr(s, name) for name in STAT_FIELDS}
+        counters = dict(zip(STAT_FIELDS, _counters(s), strict=True))
         return cls(
             **counters,
             progress=s.progress,
@@ -143,7 +152,12 @@ class CampaignStats:
 
 
 def stats_of(c: models.Campaign | CampaignRow) -> Stats:
-    return Stats(**{name: getattr(c, name) for name in STAT_FIELDS})
+    return Stats(*_counters(c))  # STAT_FIELDS are Stats' fields, in their order
+
+
+#: a campaign's (or Stats') counters as a tuple, in STAT_FIELDS' order: one C call a
+#: row where a comprehension of getattr was a tenth of building a campaigns page
+_counters = attrgetter(*STAT_FIELDS)
 
 
 @strawberry.type

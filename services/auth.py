@@ -3,12 +3,14 @@ digests; managing them (create, list, revoke) is services/keys.py."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from domain.access import ALL_SCOPES, Scope, loaded, stored
 from models import ApiKey, Workspace
@@ -65,6 +67,9 @@ LAST_USED_EVERY_S = 60.0  # lastUsedAt is written at most this often per key and
 _CACHE_SIZE = 10_000
 _cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
 _last_written: dict[int, float] = {}
+#: lookups in flight, by digest; `forget` bumps the generation so none of them is cached
+_loading: dict[str, asyncio.Future[Principal | None]] = {}
+_generation = 0
 
 
 async def authenticate(key: str | None) -> Principal | None:
@@ -80,22 +85,47 @@ async def principal_of(digest: str) -> Principal | None:
     hit = _cache.get(digest)
     if hit is not None and hit[0] > now:
         return hit[1]
+    # One lookup per key at a time: when an entry expires under load, the requests that
+    # come while it is read again wait for that read instead of each making their own
+    # (32 connections made about 40 lookups a second, a twentieth of the API's CPU).
+    loading = _loading.get(digest)
+    if loading is None or loading.get_loop() is not asyncio.get_running_loop():
+        loading = asyncio.ensure_future(_load(digest, now))
+        _loading[digest] = loading
+        loading.add_done_callback(partial(_loaded, digest))
+    return await asyncio.shield(loading)  # a waiter cancelled does not cancel the others' read
+
+
+async def _load(digest: str, now: float) -> Principal | None:
+    generation = _generation
     live = ApiKey.filter(key_hash=digest, revoked_at__isnull=True)
     row = await live.first().values("id", "workspace_id", "name", "scopes")
     principal = None
     if row:
         principal = Principal(row["workspace_id"], row["name"], loaded(row["scopes"]), row["id"])
         await _touch(row["id"], now)
-    # unknown keys are cached too, so a flood of them cannot hammer the database
-    _cache[digest] = (now + CACHE_S, principal)
-    _cache.move_to_end(digest)
-    while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    if generation == _generation:  # else a key was forgotten meanwhile: this read may predate it
+        # unknown keys are cached too, so a flood of them cannot hammer the database
+        _cache[digest] = (now + CACHE_S, principal)
+        _cache.move_to_end(digest)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
     return principal
 
 
+def _loaded(digest: str, task: asyncio.Future[Principal | None]) -> None:
+    if _loading.get(digest) is task:
+        del _loading[digest]
+    if not task.cancelled():
+        task.exception()  # retrieved: its waiters got it, or all left
+
+
 def forget(key_id: int) -> None:
-    """Drop a key from this process's cache (it was just revoked here)."""
+    """Drop a key from this process's cache (it was just revoked here); lookups in
+    flight are not joined by later requests, nor cached."""
+    global _generation
+    _generation += 1
+    _loading.clear()
     for digest in [d for d, (_, p) in _cache.items() if p is not None and p.key_id == key_id]:
         del _cache[digest]
 

@@ -19,7 +19,16 @@ from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
 from tortoise.connection import get_connections
 from tortoise.transactions import in_transaction as tortoise_transaction
 
-__all__ = ["client", "execute", "fetch", "fetch_val", "in_transaction", "is_postgres", "update_each"]
+__all__ = [
+    "client",
+    "execute",
+    "fetch",
+    "fetch_positional",
+    "fetch_val",
+    "in_transaction",
+    "is_postgres",
+    "update_each",
+]
 
 
 @asynccontextmanager
@@ -123,6 +132,19 @@ async def fetch_rows(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] 
             rows: Sequence[Mapping[str, Any]] = await raw.fetch(_sql(conn, query), *params)
             return rows
     return await fetch(conn, query, params)
+
+
+async def fetch_positional(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
+    """As `fetch`, for hot paths reading many columns: the rows as the driver gives them
+    (sqlite3.Row, asyncpg Record), read by position. No dict per row: dict() of a
+    sqlite3.Row looks every column up by name through the columns, which was a fifth of
+    a 20-campaign page's time."""
+    async with conn.acquire_connection() as raw:
+        if is_postgres(conn):
+            records: Sequence[Sequence[Any]] = await raw.fetch(_sql(conn, query), *params)
+            return records
+        rows: Sequence[Sequence[Any]] = await raw.execute_fetchall(query, list(params))
+        return rows
 
 
 async def fetch_val(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> Any:

@@ -10,6 +10,7 @@ the client asks for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -104,10 +105,12 @@ class MessagePage(Page):
         return await self.query.filter(**{f"id__{_LOOKUPS[op]}": pk}).exists()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CampaignRow:
     """A campaign as the list reads it: plain values, no ORM object (building Tortoise
-    models was half the cost of a campaigns page)."""
+    models was half the cost of a campaigns page). Not frozen: a frozen dataclass sets
+    each of its 31 fields through object.__setattr__, 7 µs a row against 0.6; nothing
+    writes to one."""
 
     id: int
     workspace_id: int
@@ -154,13 +157,18 @@ def _when(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _campaign_row(raw: dict[str, Any]) -> CampaignRow:
-    values = {f: raw[f] for f in _ROW_FIELDS}
-    for f in _TIMES:
-        values[f] = _when(values[f])
-    values["status"] = CampaignStatus(values["status"])
-    values["channel"] = Channel(values["channel"])
-    return CampaignRow(**values)
+_TIME_AT = [_ROW_FIELDS.index(f) for f in sorted(_TIMES)]
+_STATUS_AT, _CHANNEL_AT = _ROW_FIELDS.index("status"), _ROW_FIELDS.index("channel")
+
+
+def _campaign_row(raw: Sequence[Any]) -> CampaignRow:
+    """The row of `SELECT _COLUMNS`, by position."""
+    values = list(raw)[: len(_ROW_FIELDS)]
+    for i in _TIME_AT:
+        values[i] = _when(values[i])
+    values[_STATUS_AT] = CampaignStatus(values[_STATUS_AT])
+    values[_CHANNEL_AT] = Channel(values[_CHANNEL_AT])
+    return CampaignRow(*values)
 
 
 @dataclass
@@ -204,13 +212,13 @@ async def list_campaigns(
     bounds, read_descending = _keyset(window, descending=True)
     page_where = where + "".join(f" AND id {op} ?" for op, _ in bounds)
     counted = f", (SELECT COUNT(*) FROM campaign WHERE {where}) AS {_COUNT}" if with_count else ""
-    rows = await db.fetch(
+    rows = await db.fetch_positional(
         db.client(),
         f"SELECT {_COLUMNS}{counted} FROM campaign WHERE {page_where} "
         f"ORDER BY id {'DESC' if read_descending else 'ASC'} LIMIT ?",
         [*(params if with_count else ()), *params, *(pk for _, pk in bounds), window.size + 1],
     )
-    count = int(rows[0][_COUNT]) if with_count and rows else None
+    count = int(rows[0][len(_ROW_FIELDS)]) if with_count and rows else None
     return CampaignPage.of([_campaign_row(r) for r in rows], window, True, where=where, params=params, count=count)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from graphql import (
 )
 from starlette.applications import Starlette
 
+import schema.cost as cost_module
 from domain.ids import expect_id
 from models import Campaign
 from schema.app import schema
@@ -350,3 +352,24 @@ async def test_a_subscription_over_the_limit_is_refused_before_it_subscribes(
     async with connect(url, api.key, protocol) as s:  # at the default limit it runs
         await s.subscribe(progress, id=campaign["id"])
         assert (await s.data())["campaignProgress"]["stats"]["total"] == 1
+
+
+async def test_an_operation_without_variables_is_costed_once_and_refused_the_same_each_time(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walks: list[int] = []
+    walk = cost_module.query_cost
+
+    def counted(*args: Any) -> int:
+        walks.append(1)
+        return walk(*args)
+
+    monkeypatch.setattr(cost_module, "query_cost", counted)
+    query = ISSUE + f" # {uuid.uuid4()}"  # a text no request sent before
+    first, again = _refusal(await api.raw(query)), _refusal(await api.raw(query))
+    assert first == again and first["extensions"]["cost"] == ISSUE_COST
+    assert len(walks) == 1
+    variables = "query($n: Int) { campaigns(first: $n) { edges { node { id } } } }"
+    await api.gql(variables, n=1)
+    await api.gql(variables, n=2)
+    assert len(walks) == 3  # with variables: walked per request

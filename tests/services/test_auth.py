@@ -4,6 +4,7 @@ bearer header."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from datetime import UTC, datetime
@@ -191,3 +192,64 @@ async def test_the_cache_keeps_at_most_its_size_and_drops_the_oldest_entries(
 )
 def test_bearer_token_takes_only_the_bearer_schemes_token(header: str | None, token: str | None) -> None:
     assert bearer_token(header) == token
+
+
+async def test_requests_for_a_key_not_in_the_cache_share_one_lookup(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, row = await new_key(api.principal.workspace_id, "busy", ALL_SCOPES)
+    lookups = 0
+    load = auth._load
+
+    async def counted(digest: str, now: float) -> Principal | None:
+        nonlocal lookups
+        lookups += 1
+        return await load(digest, now)
+
+    monkeypatch.setattr(auth, "_load", counted)
+    principals = await asyncio.gather(*(authenticate(key) for _ in range(20)))
+    assert lookups == 1
+    assert principals == [Principal(api.principal.workspace_id, "busy", ALL_SCOPES, row.id)] * 20
+    assert auth._loading == {}  # nothing left in flight
+
+
+async def test_a_lookup_in_flight_when_its_key_is_forgotten_is_not_cached_nor_joined(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "CACHE_S", 60.0)
+    key, row = await new_key(api.principal.workspace_id, "revoked-meanwhile", ALL_SCOPES)
+    started, release = asyncio.Event(), asyncio.Event()
+    load = auth._load
+
+    async def slow(digest: str, now: float) -> Principal | None:
+        started.set()
+        await release.wait()
+        return await load(digest, now)
+
+    monkeypatch.setattr(auth, "_load", slow)
+    early = asyncio.ensure_future(authenticate(key))
+    await asyncio.wait_for(started.wait(), 5)
+    await revoke(key)
+    forget(row.id)  # revoked here while the lookup waited (it read the row before the revocation)
+    monkeypatch.setattr(auth, "_load", load)
+    assert await authenticate(key) is None  # a new lookup, not the one in flight
+    release.set()
+    await asyncio.wait_for(early, 5)
+    assert await authenticate(key) is None  # the early lookup's answer was not cached
+
+
+async def test_a_waiter_cancelled_does_not_cancel_the_lookup_the_others_wait_for(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, _ = await new_key(api.principal.workspace_id, "patient", ALL_SCOPES)
+    release = asyncio.Event()
+    load = auth._load
+
+    async def slow(digest: str, now: float) -> Principal | None:
+        await release.wait()
+        return await load(digest, now)
+
+    monkeypatch.setattr(auth, "_load", slow)
+    leaving, staying = asyncio.ensure_future(authenticate(key)), asyncio.ensure_future(authenticate(key))
+    await asyncio.sleep(0)  # both wait on the one lookup
+    leaving.cancel()
+    release.set()
+    assert await asyncio.wait_for(staying, 5) is not None

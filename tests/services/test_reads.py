@@ -181,3 +181,31 @@ async def test_page_info_asks_the_database_only_when_the_rows_cannot_tell(api: A
     assert (backward.has_next, backward.has_previous) == (None, True)
     plain: Any = await list_campaigns(api.principal, window(1, None, None, None, 20), None, None)
     assert (plain.has_next, plain.has_previous) == (True, False)  # nothing before the start
+
+
+async def test_campaigns_read_with_their_count_count_what_the_count_query_counts(api: Api) -> None:
+    ids = await _campaigns(api, 7, "Counted")
+    await Campaign.filter(id__in=ids[:3]).update(status=CampaignStatus.PAUSED)
+    cases: list[tuple[Window, list[CampaignStatus] | None, str | None]] = [
+        (window(2, None, None, None, 20), None, None),
+        (window(2, encode_cursor(ids[1]), None, None, 20), None, "counted"),  # past a cursor: the whole connection
+        (window(None, None, 2, encode_cursor(ids[4]), 20), [CampaignStatus.PAUSED], None),
+        (window(3, None, None, None, 20), [CampaignStatus.DRAFT], "Counted"),
+    ]
+    for w, statuses, search in cases:
+        counted = await list_campaigns(api.principal, w, statuses, search, with_count=True)
+        plain = await list_campaigns(api.principal, w, statuses, search)
+        assert _ids(counted) == _ids(plain) and counted.count is not None and plain.count is None
+        assert await counted.total_count() == await plain.total_count()
+    assert (
+        await (await list_campaigns(api.principal, window(2, None, None, None, 20), None, "counted")).total_count() == 7
+    )
+
+
+async def test_an_empty_page_read_with_its_count_still_counts_the_connection(api: Api) -> None:
+    ids = await _campaigns(api, 3, "Emptied")
+    past_the_end = await list_campaigns(
+        api.principal, window(5, encode_cursor(ids[-1]), None, None, 20), None, "emptied", with_count=True
+    )
+    assert past_the_end.rows == [] and past_the_end.count is None  # no row to carry it
+    assert await past_the_end.total_count() == 3
