@@ -224,3 +224,21 @@ def business_clock() -> Iterator[ModuleType]:
         yield clock
     finally:
         clock.set_offset(0)
+
+
+@pytest_asyncio.fixture
+async def quiet_schedules(api: Api) -> AsyncIterator[None]:
+    """No recurring schedule of the shared test database is live during the test but its
+    own, and none is after it: run_due (and the sweep that calls it) acts on every due
+    schedule, and a test moving the clock would run what other tests left behind."""
+    from domain.lifecycle import LIVE_SCHEDULE, ScheduleStatus
+    from models import RecurringSchedule
+
+    async def end_all() -> None:
+        await RecurringSchedule.filter(status__in=LIVE_SCHEDULE).update(status=ScheduleStatus.ENDED, next_run_at=None)
+
+    await end_all()
+    try:
+        yield
+    finally:
+        await end_all()

@@ -6,15 +6,13 @@ while the worker was stopped make ONE occurrence when it is back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
 import pytest
-import pytest_asyncio
 
 from domain.ids import expect_id
-from domain.lifecycle import LIVE_SCHEDULE, CampaignStatus, ScheduleStatus
+from domain.lifecycle import CampaignStatus, ScheduleStatus
 from jobs.sweep import sweep
 from models import Campaign, Message, RecurringSchedule
 from services.recurring import create_schedule
@@ -33,13 +31,7 @@ DAY = timedelta(days=1)
 RECIPIENTS = 4
 
 
-@pytest_asyncio.fixture(autouse=True)
-async def no_schedule_left(api: Api) -> AsyncIterator[None]:
-    # the sweep acts on every schedule of the shared test database: none of the tests
-    # that ran before may be live when this one moves the clock, and none of this one after
-    await RecurringSchedule.filter(status__in=LIVE_SCHEDULE).update(status=ScheduleStatus.ENDED, next_run_at=None)
-    yield
-    await RecurringSchedule.filter(status__in=LIVE_SCHEDULE).update(status=ScheduleStatus.ENDED, next_run_at=None)
+pytestmark = pytest.mark.usefixtures("quiet_schedules")
 
 
 @pytest.fixture

@@ -35,6 +35,8 @@ from tests.services.test_receipts import assert_consistent
 from tests.waiting import until
 
 S = CampaignStatus
+#: these tests run the sweep, which runs every due recurring schedule of the database
+pytestmark = pytest.mark.usefixtures("quiet_schedules")
 
 #: one recipient per zone, as their numbers tell it (domain/timezones.py)
 FIVE_ZONES = {

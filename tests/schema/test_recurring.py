@@ -4,16 +4,13 @@ guards, and the scopes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from domain.ids import expect_id, to_global_id
-from domain.lifecycle import LIVE_SCHEDULE, ScheduleStatus
 from models import Campaign, RecurringSchedule
 from services import recurring
 from services.keys import create_key
@@ -40,11 +37,7 @@ SCHEDULE = f"""query($id: ID!, $count: Int) {{
 }}"""
 
 
-@pytest_asyncio.fixture(autouse=True)
-async def no_schedule_left(api: Api) -> AsyncIterator[None]:
-    """End every live schedule after the test: a later test moving the clock must not run them."""
-    yield
-    await RecurringSchedule.filter(status__in=LIVE_SCHEDULE).update(status=ScheduleStatus.ENDED, next_run_at=None)
+pytestmark = pytest.mark.usefixtures("quiet_schedules")
 
 
 @pytest.fixture

@@ -7,17 +7,15 @@ counters its own) launched with sendCampaignNow's guards."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
 import pytest
-import pytest_asyncio
 from tortoise.exceptions import IntegrityError
 
 from domain.errors import InvalidTransition, NotFound, ValidationFailed
 from domain.ids import expect_id
-from domain.lifecycle import LIVE_SCHEDULE, Action, CampaignStatus, ScheduleStatus
+from domain.lifecycle import Action, CampaignStatus, ScheduleStatus
 from models import Campaign, CampaignEvent, Message, RecurringSchedule
 from services import campaigns, recurring
 from services.optouts import add_opt_outs
@@ -33,12 +31,7 @@ SLOT = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-@pytest_asyncio.fixture(autouse=True)
-async def no_schedule_left(api: Api) -> AsyncIterator[None]:
-    """run_due runs every due schedule of the database: end this test's when it is
-    done, so a later test moving the clock does not run them."""
-    yield
-    await RecurringSchedule.filter(status__in=LIVE_SCHEDULE).update(status=SS.ENDED, next_run_at=None)
+pytestmark = pytest.mark.usefixtures("quiet_schedules")
 
 
 @pytest.fixture
