@@ -31,6 +31,18 @@ SECRETS = {
 UNLIMITED = {"WHATSAPP_MESSAGING_TIER": "TIER_UNLIMITED", "SIMULATOR_MESSAGING_LIMIT_TIER": "TIER_UNLIMITED"}
 
 
+#: the simulator posting every status of every message, once and in order (seeded): the
+#: k-th status posted and the counter reaching k then mean the same message
+EVERY_STATUS_IN_ORDER = {
+    "SIMULATOR_SEED": "7",
+    "SIMULATOR_DELIVERED_PROBABILITY": "1.0",
+    "SIMULATOR_READ_PROBABILITY": "1.0",
+    "SIMULATOR_DUPLICATE_WEBHOOK_PROBABILITY": "0",
+    "SIMULATOR_OUT_OF_ORDER_PROBABILITY": "0",
+    "SIMULATOR_LATE_PROBABILITY": "0",
+}
+
+
 def service_env(database_url: str, redis_url: str, **settings: str) -> dict[str, str]:
     """The environment of the benchmark's processes: this one's without its SIMULATOR_*
     (each run states the simulator's behaviour it measures), the benchmarks' secrets,

@@ -47,7 +47,17 @@ from typing import Any
 import aiohttp
 import asyncpg
 import redis
-from benchkit import ROOT, Procs, cpu_report, cpu_snapshot, free_port, recreate_database, revision, service_env
+from benchkit import (
+    EVERY_STATUS_IN_ORDER,
+    ROOT,
+    Procs,
+    cpu_report,
+    cpu_snapshot,
+    free_port,
+    recreate_database,
+    revision,
+    service_env,
+)
 from csv_import import phones
 from fanout import PROTOCOL, QUERY, Subscriber, frame, recv, rss_kib
 from receipts import _lags, quantiles
@@ -397,12 +407,7 @@ async def main(args: argparse.Namespace) -> int:
         redis_url,
         WHATSAPP_RATE_LIMIT=str(args.rate),
         WORKER_CONCURRENCY=str(args.concurrency),
-        SIMULATOR_SEED="7",
-        SIMULATOR_DELIVERED_PROBABILITY="1.0",
-        SIMULATOR_READ_PROBABILITY="1.0",
-        SIMULATOR_DUPLICATE_WEBHOOK_PROBABILITY="0",
-        SIMULATOR_OUT_OF_ORDER_PROBABILITY="0",
-        SIMULATOR_LATE_PROBABILITY="0",
+        **EVERY_STATUS_IN_ORDER,
         SIMULATOR_WEBHOOK_CONCURRENCY=str(args.webhook_concurrency),
     )
     procs, client = Procs(env, logs), mp.get_context("spawn")

@@ -41,6 +41,7 @@ import aiohttp
 import asyncpg
 import redis
 from benchkit import (
+    EVERY_STATUS_IN_ORDER,
     ROOT,
     SECRETS,
     Procs,
@@ -393,12 +394,7 @@ async def main(args: argparse.Namespace) -> int:
         args.redis_url,
         WHATSAPP_RATE_LIMIT=str(args.rate),
         WORKER_CONCURRENCY=str(args.concurrency),
-        SIMULATOR_SEED="7",
-        SIMULATOR_DELIVERED_PROBABILITY="1.0",
-        SIMULATOR_READ_PROBABILITY="1.0",
-        SIMULATOR_DUPLICATE_WEBHOOK_PROBABILITY="0",
-        SIMULATOR_OUT_OF_ORDER_PROBABILITY="0",
-        SIMULATOR_LATE_PROBABILITY="0",
+        **EVERY_STATUS_IN_ORDER,
         SIMULATOR_SENT_DELAY_MS="50-200",
         SIMULATOR_DELIVERED_DELAY_MS="200-1000",
         SIMULATOR_READ_DELAY_MS="500-2000",
