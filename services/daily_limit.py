@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -49,22 +49,6 @@ def _lock_id(key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _any(conn: BaseDBAsyncClient, column: str, values: Sequence[object], kind: str) -> tuple[str, object]:
-    """`column` is one of `values`: one parameter, whatever their number."""
-    if db.is_postgres(conn):
-        return f"{column} = ANY(?::{kind}[])", list(values)
-    return f"{column} IN (SELECT value FROM json_each(?))", json.dumps(list(values))
-
-
-def _when(value: object) -> datetime | None:
-    """A timestamp as the driver returns it (SQLite: text), UTC-aware."""
-    if value is None:
-        return None
-    at = datetime.fromisoformat(value) if isinstance(value, str) else value
-    assert isinstance(at, datetime)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 async def serialise(conn: BaseDBAsyncClient, key: str) -> None:
     """Hold the sender's count until `conn`'s transaction ends (PostgreSQL; SQLite's
     transactions are serial already)."""
@@ -86,14 +70,14 @@ async def window(conn: BaseDBAsyncClient, key: str, now: datetime) -> Window:
         f"SELECT COUNT(*) AS n, MIN(opened_at) AS oldest FROM daily_contact WHERE sender_key = ? AND {_COUNTING}",
         [key, counted_since(now), counted_until(now)],
     )
-    return Window(int(row[0]["n"]), _when(row[0]["oldest"])) if row else Window(0, None)
+    return Window(int(row[0]["n"]), db.timestamp(row[0]["oldest"])) if row else Window(0, None)
 
 
 async def counted(conn: BaseDBAsyncClient, key: str, phones: Sequence[str], now: datetime) -> set[str]:
     """Which of `phones` already count in the sender's window (they do not count again)."""
     if not phones:
         return set()
-    among, values = _any(conn, "phone", sorted(set(phones)), "text")
+    among, values = db.among(conn, "phone", sorted(set(phones)), "text")
     rows = await db.fetch(
         conn,
         f"SELECT phone FROM daily_contact WHERE sender_key = ? AND {_COUNTING} AND {among}",

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +21,7 @@ from tortoise.connection import get_connections
 from tortoise.transactions import in_transaction as tortoise_transaction
 
 __all__ = [
+    "among",
     "client",
     "execute",
     "fetch",
@@ -27,6 +29,7 @@ __all__ = [
     "fetch_val",
     "in_transaction",
     "is_postgres",
+    "timestamp",
     "update_each",
 ]
 
@@ -145,6 +148,24 @@ async def fetch_positional(conn: BaseDBAsyncClient, query: str, params: Sequence
             return records
         rows: Sequence[Sequence[Any]] = await raw.execute_fetchall(query, list(params))
         return rows
+
+
+def among(conn: BaseDBAsyncClient, column: str, values: Sequence[Any], kind: str = "bigint") -> tuple[str, object]:
+    """`column` is one of `values` (`kind` their PostgreSQL type): the condition and its
+    one parameter, whatever their number (ANY of an array; SQLite: json_each of JSON)."""
+    if is_postgres(conn):
+        return f"{column} = ANY(?::{kind}[])", list(values)
+    return f"{column} IN (SELECT value FROM json_each(?))", json.dumps(list(values))
+
+
+def timestamp(value: Any) -> datetime | None:
+    """A timestamp as a driver returns it (SQLite: ISO text, sometimes without an
+    offset), UTC-aware; None stays None."""
+    if value is None:
+        return None
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(at, datetime)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 async def fetch_val(conn: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> Any:

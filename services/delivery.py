@@ -26,12 +26,6 @@ def plan_of(campaign: Campaign) -> DeliveryPlan:
     return DeliveryPlan.of(campaign.local_send, campaign.send_window, campaign.time_zone)
 
 
-def _when(value: object) -> datetime:
-    at = datetime.fromisoformat(value) if isinstance(value, str) else value
-    assert isinstance(at, datetime)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 async def zone_counts(
     conn: BaseDBAsyncClient, campaign_id: int, statuses: tuple[str, ...] = ("PENDING",)
 ) -> dict[str | None, int]:
@@ -85,7 +79,7 @@ async def wait_groups(conn: BaseDBAsyncClient, campaign_id: int, now: datetime) 
                 WaitReason(r["wait_reason"] or WaitReason.MARKETING_LIMIT),
                 r["time_zone"],
                 int(r["n"]),
-                _when(r["first"]),
+                db.timestamp(r["first"]) or now,
             )
             for r in rows
         ),

@@ -92,13 +92,6 @@ _HELD = (
 )
 
 
-def _among(conn: BaseDBAsyncClient, ids: Sequence[int]) -> tuple[str, object]:
-    """`id` is one of `ids`: one parameter, whatever their number."""
-    if db.is_postgres(conn):
-        return "id = ANY(?::bigint[])", list(ids)
-    return "id IN (SELECT value FROM json_each(?))", json.dumps(list(ids))
-
-
 def _claimed(rows: Sequence[dict[str, Any]]) -> list[Claimed]:
     """Claimed rows in id order, their variables as a dict."""
     return [
@@ -250,7 +243,7 @@ class SqlSendingStore:
             admitted = await daily_limit.admit(conn, quota, [(int(r["id"]), str(r["phone"])) for r in candidates], due)
             rows: list[dict[str, Any]] = []
             if admitted.ids:
-                among, ids = _among(conn, admitted.ids)
+                among, ids = db.among(conn, "id", admitted.ids)
                 rows = await db.fetch(
                     conn,
                     f"UPDATE message SET {_CLAIMED} WHERE {among} AND status = 'PENDING' AND {_HELD} "

@@ -8,7 +8,6 @@ fails 131049 as before: RETRY_FAILED can send it again later.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -32,11 +31,8 @@ def _stamp(conn: BaseDBAsyncClient, at: datetime) -> object:
 
 
 async def _deferrals(conn: BaseDBAsyncClient, ids: Sequence[int]) -> dict[int, int]:
-    if db.is_postgres(conn):
-        rows = await db.fetch(conn, "SELECT id, deferrals FROM message WHERE id = ANY(?::bigint[])", [list(ids)])
-    else:
-        sql = "SELECT id, deferrals FROM message WHERE id IN (SELECT value FROM json_each(?))"
-        rows = await db.fetch(conn, sql, [json.dumps(list(ids))])
+    among, values = db.among(conn, "id", ids)
+    rows = await db.fetch(conn, f"SELECT id, deferrals FROM message WHERE {among}", [values])
     return {int(r["id"]): int(r["deferrals"]) for r in rows}
 
 
