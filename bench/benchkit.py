@@ -10,6 +10,7 @@ import socket
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,3 +187,20 @@ def cpu_report(before: Snapshot, after: Snapshot, seconds: float) -> str:
     warn = "  <- other processes share this machine: distrust these figures" if used["other"] > 25 else ""
     parts = ", ".join(f"{name} {pct:.0f}%" for name, pct in used.items())
     return f"  CPU (% of one core): {parts}; machine {busy:.0f}% of {cpus * 100}% (steal {steal:.0f}%){warn}"
+
+
+async def gql(http: Any, api: str, key: str, query: str, **variables: Any) -> dict[str, Any]:
+    """POST a GraphQL operation to `api` (the service's base URL) with `key`: its data,
+    or RuntimeError with the errors. `http` is an aiohttp ClientSession."""
+    body, headers = {"query": query, "variables": variables}, {"Authorization": f"Bearer {key}"}
+    async with http.post(f"{api}/graphql", json=body, headers=headers) as response:
+        answer = await response.json()
+    if answer.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {answer['errors']}")
+    return dict(answer["data"])
+
+
+async def get_json(http: Any, url: str, **params: Any) -> dict[str, Any]:
+    """GET `url` as JSON; {} when it answers 5xx (a process still starting)."""
+    async with http.get(url, params=params) as response:
+        return dict(await response.json()) if response.status < 500 else {}

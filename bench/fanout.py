@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from benchkit import ROOT, Procs, free_port, recreate_database, revision, service_env, ticks
+from benchkit import ROOT, Procs, free_port, gql, recreate_database, revision, service_env, ticks
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -249,12 +249,7 @@ class Run:
         return f"http://127.0.0.1:{self.ports['setup-api']}"
 
     async def gql(self, query: str, **variables: Any) -> dict[str, Any]:
-        body, auth = {"query": query, "variables": variables}, {"Authorization": f"Bearer {self.key}"}
-        async with self.http.post(f"{self.api}/graphql", json=body, headers=auth) as r:
-            answer = await r.json()
-        if answer.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {answer['errors']}")
-        return dict(answer["data"])
+        return await gql(self.http, self.api, self.key, query, **variables)
 
     async def create(self, n: int) -> tuple[str, int]:
         from domain.ids import expect_id

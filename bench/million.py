@@ -54,13 +54,15 @@ from benchkit import (
     cpu_report,
     cpu_snapshot,
     free_port,
+    get_json,
+    gql,
     recreate_database,
     revision,
     service_env,
 )
 from csv_import import phones
 from fanout import PROTOCOL, QUERY, Subscriber, frame, recv, rss_kib
-from receipts import _lags, quantiles
+from receipts import quantiles, receipt_lags
 
 from domain.ids import expect_id
 from runtime.keys import QUEUE
@@ -169,16 +171,10 @@ class Run:
         procs.env["WHATSAPP_API_BASE"] = self.url["simulator"]
 
     async def get(self, url: str) -> Json:
-        async with self.http.get(url) as response:
-            return dict(await response.json()) if response.status < 500 else {}
+        return await get_json(self.http, url)
 
     async def gql(self, query: str, **variables: Any) -> Json:
-        body, headers = {"query": query, "variables": variables}, {"Authorization": f"Bearer {self.key}"}
-        async with self.http.post(f"{self.url['api-a']}/graphql", json=body, headers=headers) as response:
-            answer = await response.json()
-        if answer.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {answer['errors']}")
-        return dict(answer["data"])
+        return await gql(self.http, self.url["api-a"], self.key, query, **variables)
 
     async def start(self, redis_url: str) -> None:
         """simulator, api-a (migrating), api-b, a workspace, two workers (each up once it polls)."""
@@ -344,7 +340,7 @@ async def bench(run: Run, pipe: Connection, redis_url: str, client_pid: int) -> 
         f" answered p50 {webhooks['answers']['p50_ms']} ms p99 {webhooks['answers']['p99_ms']} ms"
     )
     for label, posted, counted in (("delivered", 1, 3), ("read", 2, 4)):
-        p50, p99 = quantiles(_lags(samples, posted, counted, n))
+        p50, p99 = quantiles(receipt_lags(samples, posted, counted, n))
         verdicts.append(p99 < MAX_LAG_P99)
         print(
             f"receipt lag ({label}): posted -> counted p50 {p50:.2f} s, p99 {p99:.2f} s (sampled every "

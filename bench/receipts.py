@@ -48,6 +48,8 @@ from benchkit import (
     cpu_report,
     cpu_snapshot,
     free_port,
+    get_json,
+    gql,
     recreate_database,
     revision,
     service_env,
@@ -198,16 +200,10 @@ class Bench:
         self.db: asyncpg.Connection | None = None
 
     async def get(self, url: str) -> dict[str, Any]:
-        async with self.http.get(url) as response:
-            return dict(await response.json()) if response.status < 500 else {}
+        return await get_json(self.http, url)
 
     async def gql(self, query: str, **variables: Any) -> dict[str, Any]:
-        body, headers = {"query": query, "variables": variables}, {"Authorization": f"Bearer {self.key}"}
-        async with self.http.post(f"{self.api}/graphql", json=body, headers=headers) as response:
-            answer = await response.json()
-        if answer.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {answer['errors']}")
-        return dict(answer["data"])
+        return await gql(self.http, self.api, self.key, query, **variables)
 
     async def create(self, n: int) -> tuple[str, int]:
         given = {"name": "bench", "body": "Hello {{name}}", "failureThreshold": None}
@@ -353,7 +349,7 @@ class Bench:
         answers = ledger["webhooks"]["answers"]
         ok = True
         for label, posted_at, counted_at in (("delivered", 1, 3), ("read", 2, 4)):
-            lags = _lags(samples, posted_at, counted_at, total)
+            lags = receipt_lags(samples, posted_at, counted_at, total)
             p50, p99 = statistics.median(lags), sorted(lags)[int(0.99 * (len(lags) - 1))]
             good = p99 < MAX_LAG_P99
             ok = ok and good
@@ -371,7 +367,7 @@ class Bench:
         return ok
 
 
-def _lags(samples: list[tuple[float, int, int, int, int]], posted: int, counted: int, total: int) -> list[float]:
+def receipt_lags(samples: list[tuple[float, int, int, int, int]], posted: int, counted: int, total: int) -> list[float]:
     """For k = 1..total (every 50th): time the counter reached k minus time k were posted."""
     times = [s[0] for s in samples]
     posted_series = [s[posted] for s in samples]

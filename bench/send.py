@@ -25,7 +25,19 @@ from typing import Any
 
 import aiohttp
 import redis
-from benchkit import ROOT, SECRETS, Procs, cpu_report, cpu_snapshot, free_port, recreate_database, revision, service_env
+from benchkit import (
+    ROOT,
+    SECRETS,
+    Procs,
+    cpu_report,
+    cpu_snapshot,
+    free_port,
+    get_json,
+    gql,
+    recreate_database,
+    revision,
+    service_env,
+)
 
 from domain.ids import expect_id
 from runtime.keys import QUEUE
@@ -50,16 +62,10 @@ class Stack:
     key: str = ""
 
     async def get(self, url: str, **params: Any) -> Json:
-        async with self.http.get(url, params=params) as response:
-            return dict(await response.json()) if response.status < 500 else {}
+        return await get_json(self.http, url, **params)
 
     async def gql(self, query: str, **variables: Any) -> Json:
-        body, headers = {"query": query, "variables": variables}, {"Authorization": f"Bearer {self.key}"}
-        async with self.http.post(f"{self.api}/graphql", json=body, headers=headers) as response:
-            answer = await response.json()
-        if answer.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {answer['errors']}")
-        return dict(answer["data"])
+        return await gql(self.http, self.api, self.key, query, **variables)
 
     async def act(self, name: str, gid: str) -> str:
         query = f"mutation($id: ID!) {{ {name}(id: $id) {{ campaign {{ status }} userErrors {{ code message }} }} }}"
