@@ -32,7 +32,7 @@ from simulator import SimulatorConfig
 from tests.conftest import Api, phone
 from tests.e2e.conftest import RedisServer
 from tests.jobs.test_worker import _completed
-from tests.jobs.test_worker_senders import templated_sender, worker_on
+from tests.jobs.test_worker_senders import templated_sender, worker_against, worker_on
 from tests.services.test_receipts import assert_consistent
 from tests.simulator.conftest import Sim, running
 from tests.waiting import until
@@ -68,14 +68,7 @@ async def test_a_campaign_larger_than_its_tier_waits_a_day_for_the_rest_and_neve
         pk = expect_id(view["id"], "Campaign")
         added = await api.add(view["id"], *[(phone(i), {"name": f"Ann {i}", "discount": "20%"}) for i in range(N)])
         assert added["added"] == N
-        worker = Settings(
-            database_url=settings.database_url,
-            redis_url=own_redis.url,
-            log_level="WARNING",
-            whatsapp_api_base=sim.url,
-            sender_token_key=settings.sender_token_key,
-            worker_concurrency=20,
-        )
+        worker = worker_against(settings, own_redis, sim, concurrency=20)
         effects = LifecycleEffects(redis)
         async with worker_on(worker):
             await apply_action(api.principal, pk, Action.SEND_NOW, after=effects.after_transition)

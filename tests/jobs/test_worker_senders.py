@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from arq import ArqRedis
@@ -49,6 +49,19 @@ NUMBERS = {
     "a": Number("400000000000001", 20, "EAAG-shop-a"),
     "b": Number("400000000000002", 40, "EAAG-shop-b"),
 }
+
+
+def worker_against(settings: Settings, own_redis: RedisServer, sim: Sim, concurrency: int | None = None) -> Settings:
+    """A worker's settings for these tests: the test database, the test's own Redis, the
+    simulator as the Cloud API, and the test settings' sender token key."""
+    worker = Settings(
+        database_url=settings.database_url,
+        redis_url=own_redis.url,
+        log_level="WARNING",
+        whatsapp_api_base=sim.url,
+        sender_token_key=settings.sender_token_key,
+    )
+    return worker if concurrency is None else replace(worker, worker_concurrency=concurrency)
 
 
 @asynccontextmanager
@@ -105,14 +118,7 @@ async def test_two_workspaces_send_at_once_each_through_its_own_number_at_its_ow
                 await client.close()
             view = await who.ready_campaign(N, templateName="hello_world", templateLanguage="en_US", body="Hello")
             campaigns[label] = expect_id(view["id"], "Campaign")
-        worker = Settings(
-            database_url=settings.database_url,
-            redis_url=own_redis.url,
-            log_level="WARNING",
-            whatsapp_api_base=sim.url,
-            sender_token_key=settings.sender_token_key,
-            worker_concurrency=10,
-        )
+        worker = worker_against(settings, own_redis, sim, concurrency=10)
         effects = LifecycleEffects(redis)
         async with worker_on(worker):
             started = time.monotonic()
@@ -193,14 +199,7 @@ async def test_a_template_paused_mid_campaign_pauses_the_campaign_with_the_reaso
         )
         pk = expect_id(view["id"], "Campaign")
         await api.add(view["id"], *[(phone(i), {"name": f"Ann {i}", "discount": "20%"}) for i in range(80)])
-        worker = Settings(
-            database_url=settings.database_url,
-            redis_url=own_redis.url,
-            log_level="WARNING",
-            whatsapp_api_base=sim.url,
-            sender_token_key=settings.sender_token_key,
-            worker_concurrency=4,
-        )
+        worker = worker_against(settings, own_redis, sim, concurrency=4)
         async with worker_on(worker):
             await apply_action(api.principal, pk, Action.SEND_NOW, after=LifecycleEffects(redis).after_transition)
 
@@ -242,13 +241,7 @@ async def test_a_named_template_is_sent_with_its_parameter_names(
         )
         await api.add(view["id"], *[(phone(100 + i), {"name": f"Ann {i}", "order": f"A{i}"}) for i in range(5)])
         pk = expect_id(view["id"], "Campaign")
-        worker = Settings(
-            database_url=settings.database_url,
-            redis_url=own_redis.url,
-            log_level="WARNING",
-            whatsapp_api_base=sim.url,
-            sender_token_key=settings.sender_token_key,
-        )
+        worker = worker_against(settings, own_redis, sim)
         async with worker_on(worker):
             await apply_action(api.principal, pk, Action.SEND_NOW, after=LifecycleEffects(redis).after_transition)
             await until(partial(_completed, pk), what="sent")
