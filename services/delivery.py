@@ -26,18 +26,12 @@ def plan_of(campaign: Campaign) -> DeliveryPlan:
     return DeliveryPlan.of(campaign.local_send, campaign.send_window, campaign.time_zone)
 
 
-async def zone_counts(
-    conn: BaseDBAsyncClient, campaign_id: int, statuses: tuple[str, ...] = ("PENDING",)
-) -> dict[str | None, int]:
-    """Messages per recipient zone (None: unknown), of the given statuses."""
-    marks = ", ".join("?" * len(statuses))
+async def zones(conn: BaseDBAsyncClient, campaign_id: int) -> list[str | None]:
+    """The recipient zones (None: unknown) of the campaign's PENDING messages, sorted."""
     rows = await db.fetch(
-        conn,
-        f"SELECT time_zone, COUNT(*) AS n FROM message WHERE campaign_id = ? AND status IN ({marks}) "
-        "GROUP BY time_zone",
-        [campaign_id, *statuses],
+        conn, "SELECT DISTINCT time_zone FROM message WHERE campaign_id = ? AND status = 'PENDING'", [campaign_id]
     )
-    return {r["time_zone"]: int(r["n"]) for r in rows}
+    return sorted((r["time_zone"] for r in rows), key=lambda z: z or "")
 
 
 async def hold(

@@ -403,7 +403,7 @@ class SqlSendingStore:
         return left
 
     async def zones(self, campaign_id: int) -> list[str | None]:
-        return sorted(await delivery.zone_counts(db.client(), campaign_id), key=lambda z: z or "")
+        return await delivery.zones(db.client(), campaign_id)
 
     async def hold(self, lease: Lease, holds: Mapping[str | None, tuple[datetime, WaitReason]], by_zone: bool) -> int:
         return await delivery.hold(lease, holds, by_zone, _now())

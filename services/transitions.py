@@ -231,7 +231,7 @@ async def apply_action(
         local_times: tuple[datetime, ...] = ()
         if local_time is not None:
             local = LocalSend(local_time[0], local_time[1], clock.now())
-            zones = list(await delivery.zone_counts(db.client(), campaign.id)) or [None]
+            zones = await delivery.zones(db.client(), campaign.id) or [None]
             local_times = tuple(local.on_the_day(z or campaign.time_zone) for z in zones)
             when = min(local.instant(z or campaign.time_zone) for z in zones)
         try:
