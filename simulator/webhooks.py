@@ -1,7 +1,11 @@
 """Status webhooks: scheduled per message, posted signed, retried as Meta retries, counted.
 
-One background task wakes every `webhook_flush_ms`, takes every status that is due and
-posts them in batches of up to `webhook_batch_size` (Meta: mostly one status per POST).
+One background task wakes every `webhook_flush_ms`, takes statuses that are due and posts
+them in batches of up to `webhook_batch_size` (Meta: mostly one status per POST). At most
+`webhook_concurrency` status POSTs exist at once, body and task included: what is due
+beyond that stays in the schedule (a status is a small dict there) and a POST that ends
+starts the next one, so a receiver slower than the sends costs a longer schedule, not a
+task and a built body per waiting status.
 A POST answered non-2xx (or not at all) goes back into the schedule with a doubling,
 capped backoff, and is retried until it succeeds, runs out of attempts, or has been
 retried for `webhook_retry_for_s` (Meta: 7 days); so a receiver that is down for a while
@@ -57,6 +61,9 @@ class WebhookDispatcher:
         self._heap: list[tuple[float, int, PhoneNumber, dict[str, Any] | _Retry]] = []
         self._seq = itertools.count()
         self._posts: set[asyncio.Task[None]] = set()
+        #: status POSTs started and not ended (<= webhook_concurrency)
+        self._status_posts = 0
+        self._stopping = False
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -70,6 +77,11 @@ class WebhookDispatcher:
         self.ledger.of(number.phone_number_id).webhooks_pending -= n
         if self.ledger.webhooks_pending <= 0:
             self._idle.set()
+
+    @property
+    def posts_started(self) -> int:
+        """Status POSTs started and not ended (each a task holding its body)."""
+        return self._status_posts
 
     @property
     def running(self) -> bool:
@@ -91,6 +103,7 @@ class WebhookDispatcher:
             return
         limit = self.config.webhook_concurrency
         self._semaphore = asyncio.Semaphore(limit)
+        self._stopping = False
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=limit),
             timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout_s),
@@ -99,6 +112,7 @@ class WebhookDispatcher:
 
     async def stop(self) -> None:
         """Cancel the flush loop and POSTs in flight; statuses not yet posted are kept."""
+        self._stopping = True  # a POST cancelled here must not start the next one
         tasks = [t for t in (self._task, *self._posts) if t is not None]
         for task in tasks:
             task.cancel()
@@ -130,22 +144,37 @@ class WebhookDispatcher:
             self.flush(time.monotonic())
 
     def flush(self, now: float) -> None:
-        """Start POSTs for everything due at `now` (float("inf") flushes everything)."""
+        """Start POSTs for what is due at `now` (float("inf"): everything), as many as
+        there are free slots; the rest waits in the schedule for the next flush or for a
+        POST to end."""
         heap = self._heap
-        # Batched per number, in due order within each: a POST has one metadata.
+        free = self.config.webhook_concurrency - self._status_posts
+        size = self.config.webhook_batch_size
+        # Batched per number, in due order within each: a POST has one metadata. A batch
+        # being filled holds a slot, so `free` counts it from its first status on.
         fresh: dict[str, tuple[PhoneNumber, list[dict[str, Any]]]] = {}
         while heap and heap[0][0] <= now:
-            _, _, number, item = heapq.heappop(heap)
+            item, number = heap[0][3], heap[0][2]
+            batch = None if isinstance(item, _Retry) else fresh.get(number.phone_number_id)
+            if batch is None and free <= 0:
+                break
+            heapq.heappop(heap)
             if isinstance(item, _Retry):
+                free -= 1
                 self._start(item.number, item.statuses, item.attempts, item.first_at)
             else:
-                fresh.setdefault(number.phone_number_id, (number, []))[1].append(item)
-        size = self.config.webhook_batch_size
+                if batch is None:
+                    free -= 1
+                    batch = fresh[number.phone_number_id] = (number, [])
+                batch[1].append(item)
+                if len(batch[1]) >= size:
+                    del fresh[number.phone_number_id]
+                    self._start(number, batch[1], 0, time.monotonic())
         for number, statuses in fresh.values():
-            for i in range(0, len(statuses), size):
-                self._start(number, statuses[i : i + size], 0, time.monotonic())
+            self._start(number, statuses, 0, time.monotonic())
 
     def _start(self, number: PhoneNumber, statuses: list[dict[str, Any]], attempts: int, first_at: float) -> None:
+        self._status_posts += 1
         task = asyncio.create_task(self._post(number, statuses, attempts, first_at))
         # Strong references: the loop keeps only weak ones to tasks.
         self._posts.add(task)
@@ -185,8 +214,11 @@ class WebhookDispatcher:
             settled = False
         finally:
             # Posted, dropped or cancelled at shutdown: no longer pending either way.
+            self._status_posts -= 1
             if settled:
                 self._settled(n, number)
+            if not self._stopping:
+                self.flush(time.monotonic())  # this slot is free: the next due status takes it
 
     def post_change(self, number: PhoneNumber, field: str, value: dict[str, Any]) -> bool:
         """POST one change of another webhook field (an inbound message, a preference

@@ -6,6 +6,7 @@ Self-contained on purpose: nothing here needs the database fixtures of tests/con
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -171,6 +172,8 @@ class Receiver:
     app_secret: str = "dev-app-secret"
     #: answer 500 to this many POSTs first (to make the simulator retry)
     fail_first: int = 0
+    #: seconds each POST takes to answer (a slow receiver)
+    delay_s: float = 0.0
     posts: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
     attempts: int = 0
@@ -189,6 +192,8 @@ class Receiver:
     async def handle(self, request: Request) -> Response:
         self.attempts += 1
         raw = await request.body()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         expected = "sha256=" + hmac.new(self.app_secret.encode(), raw, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(request.headers.get("x-hub-signature-256", ""), expected):
             self.bad_signatures += 1

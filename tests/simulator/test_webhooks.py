@@ -213,3 +213,22 @@ async def test_each_status_carries_the_waba_and_metadata_of_the_number_that_sent
     assert seen == {first.phone_number_id: 20, second.phone_number_id: 20}  # sent + delivered each
     assert own["webhooks"]["statuses_sent"] == 20 and own["webhooks"]["statuses_pending"] == 0
     assert own["statuses_scheduled"] == {"sent": 10, "delivered": 10, "read": 0, "failed": 0}
+
+
+async def test_a_slow_receiver_costs_a_longer_schedule_not_a_post_per_waiting_status(receiver: Receiver) -> None:
+    receiver.delay_s = 0.01
+    config = fast(webhook_url=receiver.url, webhook_concurrency=4, delivered_probability=1.0, read_probability=1.0)
+    n = 100
+    async with running(config) as sim:
+        await asyncio.gather(*(sim.send(text(phone(i)), key=f"msg-{i}") for i in range(n)))
+        webhooks = sim.simulator.webhooks
+        most = 0
+        async with asyncio.timeout(20):
+            while sim.simulator.ledger.webhooks_pending:
+                most = max(most, webhooks.posts_started)
+                await asyncio.sleep(0.005)
+            await webhooks.drain()
+    # 300 statuses were due within a tenth of a second; a POST takes 10 ms: they queued
+    # in the schedule, never more than four POSTs (and bodies) at once.
+    assert 1 <= most <= 4
+    assert Counter(s["status"] for s in receiver.statuses) == {"sent": n, "delivered": n, "read": n}
