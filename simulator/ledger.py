@@ -100,13 +100,24 @@ class WebhookCounters:
     sent_by_kind: Counter[str] = field(default_factory=Counter)
     #: seconds each of the latest POSTs took to be answered (for the receiver's p50/p99)
     answer_times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    #: seconds each of the latest first POSTs started after its first status was due: how
+    #: far the simulator itself fell behind (Meta posts on time), and the most it ever did
+    late_times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    late_max: float = 0.0
 
     def answer_quantiles(self) -> dict[str, float | None]:
-        ordered = sorted(self.answer_times)
-        if not ordered:
-            return {"p50_ms": None, "p99_ms": None}
-        pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)  # noqa: E731
-        return {"p50_ms": pick(0.50), "p99_ms": pick(0.99)}
+        return _quantiles_ms(self.answer_times)
+
+    def late_quantiles(self) -> dict[str, float | None]:
+        return _quantiles_ms(self.late_times) | {"max_ms": round(self.late_max * 1000, 2)}
+
+
+def _quantiles_ms(times: deque[float]) -> dict[str, float | None]:
+    ordered = sorted(times)
+    if not ordered:
+        return {"p50_ms": None, "p99_ms": None}
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)  # noqa: E731
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99)}
 
 
 class Ledger:
@@ -291,6 +302,7 @@ class Ledger:
                 "out_of_order": w.out_of_order,
                 "sent_by_kind": {kind: w.sent_by_kind[kind] for kind in STATUS_KINDS},
                 "answers": w.answer_quantiles(),
+                "late": w.late_quantiles(),
             },
             "campaigns": {str(cid): c.to_json() for cid, c in sorted(self.campaigns.items())},
             "opted_out": {waba: sorted(ids) for waba, ids in sorted(self.opted_out.items()) if ids},

@@ -152,9 +152,9 @@ class WebhookDispatcher:
         size = self.config.webhook_batch_size
         # Batched per number, in due order within each: a POST has one metadata. A batch
         # being filled holds a slot, so `free` counts it from its first status on.
-        fresh: dict[str, tuple[PhoneNumber, list[dict[str, Any]]]] = {}
+        fresh: dict[str, tuple[PhoneNumber, list[dict[str, Any]], float]] = {}
         while heap and heap[0][0] <= now:
-            item, number = heap[0][3], heap[0][2]
+            due, _, number, item = heap[0]
             batch = None if isinstance(item, _Retry) else fresh.get(number.phone_number_id)
             if batch is None and free <= 0:
                 break
@@ -165,16 +165,29 @@ class WebhookDispatcher:
             else:
                 if batch is None:
                     free -= 1
-                    batch = fresh[number.phone_number_id] = (number, [])
+                    batch = fresh[number.phone_number_id] = (number, [], due)
                 batch[1].append(item)
                 if len(batch[1]) >= size:
                     del fresh[number.phone_number_id]
-                    self._start(number, batch[1], 0, time.monotonic())
-        for number, statuses in fresh.values():
-            self._start(number, statuses, 0, time.monotonic())
+                    self._start(number, batch[1], 0, time.monotonic(), batch[2])
+        for number, statuses, due in fresh.values():
+            self._start(number, statuses, 0, time.monotonic(), due)
 
-    def _start(self, number: PhoneNumber, statuses: list[dict[str, Any]], attempts: int, first_at: float) -> None:
+    def _start(
+        self,
+        number: PhoneNumber,
+        statuses: list[dict[str, Any]],
+        attempts: int,
+        first_at: float,
+        due: float | None = None,
+    ) -> None:
+        """A task for one POST; `due`: when its first status was due (a first attempt)."""
         self._status_posts += 1
+        if due is not None:
+            late = max(0.0, first_at - due)
+            counters = self.ledger.webhooks
+            counters.late_times.append(late)
+            counters.late_max = max(counters.late_max, late)
         task = asyncio.create_task(self._post(number, statuses, attempts, first_at))
         # Strong references: the loop keeps only weak ones to tasks.
         self._posts.add(task)

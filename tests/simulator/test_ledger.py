@@ -207,6 +207,7 @@ def test_the_json_view_names_every_status_kind_and_sorts_campaigns_by_id() -> No
         "out_of_order",
         "sent_by_kind",
         "answers",
+        "late",
     }
 
 
