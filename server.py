@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
@@ -50,6 +50,7 @@ from web.webhooks import PATH as WEBHOOK_PATH
 from web.webhooks import WebhookFastPath, whatsapp_webhook_verify
 
 INIT_TIMEOUT = timedelta(seconds=10)
+GRAPHQL_PATH = "/graphql"
 #: how long a browser may reuse a preflight's answer
 CORS_MAX_AGE_S = 600
 
@@ -127,13 +128,22 @@ def dashboard(request: Request) -> FileResponse:
 
 class App(Starlette):
     """The Starlette app, with webhook POSTs (about three per message sent, the busiest
-    requests by far) answered before its middleware stack (web/webhooks.py)."""
+    requests by far) answered before its middleware stack (web/webhooks.py), and
+    GraphQL's WebSockets handed to it past that stack: CORS, the body limit and the key
+    check are for HTTP only (a socket authenticates in `connection_init`), and each of
+    the stack's ten layers is a frame every open socket keeps for its whole life (about
+    3 KiB a socket; bench/fanout.py). They keep their request id."""
 
     webhooks: WebhookFastPath
+    subscriptions: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if WebhookFastPath.handles(scope):
             await self.webhooks(scope, receive, send)
+            return
+        if scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:
+            scope["app"] = self  # as Starlette sets it: the handlers read the app's state
+            await self.subscriptions(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -201,8 +211,8 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
         Route("/", dashboard),
         Mount("/static/dashboard", DashboardFiles(directory=DASHBOARD_DIR), name="dashboard"),
         graphiql.files(),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
+        Route(GRAPHQL_PATH, graphql, methods=["GET", "POST"]),
+        WebSocketRoute(GRAPHQL_PATH, graphql),  # reached through App.subscriptions
         Route("/campaigns/{id}/recipients", import_recipients, methods=["POST"]),
         Route("/campaigns/{id}/report.csv", export_report, methods=["GET"]),
         Route("/opt-outs", import_opt_out_list, methods=["POST"]),
@@ -236,4 +246,5 @@ def create_app(settings: Settings | None = None, *, manage_logging: bool = True)
     #: awaited first at shutdown, while the ORM and Redis are still open
     app.state.before_shutdown = []
     app.webhooks = WebhookFastPath(app.state)
+    app.subscriptions = ObservabilityMiddleware(graphql)  # the request id, as for every request
     return app

@@ -16,8 +16,8 @@ N sockets connect, a --window is measured, the sockets close, the server stops.
           `at` = time.time()) on a DRAFT campaign's channel, --rate/s: Redis -> hub -> strawberry -> socket.
 Latency: receipt - the payload's `at`. Memory: the server's VmRSS after N subscribed - before, / N.
 CPU: % of one core per process over the window; `other`: the rest of the machine's busy time.
-Targets per source and size: api/bare updates per published event >= 0.50; api p99 < 500 ms at the
-largest size.
+Targets per source and size: api/bare updates per published event >= 0.50; at the largest size api p99
+< 500 ms, api/bare memory per connection <= 1.3x and api/bare time to subscribe every socket <= 2x.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 BENCH = Path(__file__).resolve().parent
 TICK, MAX_P99, MIN_RATIO, PROTOCOL = os.sysconf("SC_CLK_TCK"), 500.0, 0.50, "graphql-transport-ws"
+MAX_MEMORY, MAX_SUBSCRIBE = 1.3, 2.0  # api/bare at the largest size: KiB per connection, time to subscribe all
 VERDICT = {True: "PASS", False: "FAIL"}
 QUERY = """subscription Watch($id: ID!) { campaignProgress(id: $id) { campaignId status sendRate at
   stats { total pending sent delivered read failed cancelled progress deliveryRate readRate failureRate } } }"""
@@ -283,9 +284,10 @@ class Run:
         if errors := (await self.gql(query, id=gid))[action]["userErrors"]:
             raise RuntimeError(f"{action}: {errors}")
 
-    async def measure(self, source: str, server: str, gid: str, pk: int, n: int) -> tuple[float, float]:
+    async def measure(self, source: str, server: str, gid: str, pk: int, n: int) -> tuple[float, float, float, float]:
         """One window on a fresh `server` process: prints its figures; returns (updates delivered per
-        event published, p99 latency in ms). The live campaign is paused while the sockets connect."""
+        event published, p99 latency in ms, KiB per connection, seconds to subscribe every socket). The
+        live campaign is paused while the sockets connect."""
         name, port, window, pipes = f"{server}-{source}-{n}", free_port(), self.args.window, self.pipes
         pid = self.pids[server] = self.procs.spawn(name, *SERVERS[server], "--port", str(port))
         await self.procs.listening(name, port)
@@ -295,7 +297,7 @@ class Run:
             pipe.send((port, self.key, gid, n // len(pipes) + (i < n % len(pipes))))
         ready = [await recv(p, 600) for p in pipes]
         await asyncio.sleep(2)
-        connected, rss1 = sum(r[0] for r in ready), rss_kib(pid)
+        connected, rss1, subscribed = sum(r[0] for r in ready), rss_kib(pid), max(r[2] for r in ready)
 
         async def count() -> None:
             await pubsub.subscribe(f"campaigns:progress:{pk}")
@@ -330,9 +332,10 @@ class Run:
         counts, errors = [c for r in results for c in r[1]] or [0], sum(r[2] for r in results)
         rate, published = sum(counts) / window, sum(t0 <= t < t0 + window for t in seen) / window
         p50, p99 = (lat[int(q * (len(lat) - 1))] if lat else math.inf for q in (0.50, 0.99))
+        kib = (rss1 - rss0) / max(connected, 1)
         print(
-            f"{source} {n:,} {server}: {connected:,}/{n:,} subscribed in {max(r[2] for r in ready):.1f} s, "
-            f"{(rss1 - rss0) / max(connected, 1):.1f} KiB/connection (VmRSS {rss0 / 1024:.0f} -> {rss1 / 1024:.0f} "
+            f"{source} {n:,} {server}: {connected:,}/{n:,} subscribed in {subscribed:.1f} s, "
+            f"{kib:.1f} KiB/connection (VmRSS {rss0 / 1024:.0f} -> {rss1 / 1024:.0f} "
             f"MiB); published {published:.1f} events/s; delivered {rate:,.0f} updates/s = {rate / n:.2f}/client "
             f"(min {min(counts) / window:.2f}); latency p50 {p50:,.0f} ms p99 {p99:,.0f} ms; client errors {errors}; "
             f"server logged {self.procs.errors(name)} ERROR lines"
@@ -341,7 +344,7 @@ class Run:
         other, mine = busy - sum(used.values()), ", ".join(f"{k} {v:.0f}%" for k, v in used.items() if v >= 0.5)
         warn = "  <- other processes load this machine" if other > 25 else ""
         print(f"  CPU (% of one core): {mine}; other {other:.0f}%; machine {busy:.0f}%{warn}", flush=True)
-        return rate / published if published else 0.0, p99
+        return rate / published if published else 0.0, p99, kib, subscribed
 
 
 async def bench(run: Run, sizes: list[int]) -> list[bool]:
@@ -357,7 +360,9 @@ async def bench(run: Run, sizes: list[int]) -> list[bool]:
             run.procs.stop("worker", "simulator")  # the fan-out path alone
             del run.pids["worker"], run.pids["simulator"]
         for n in sizes:
-            (api, p99), (bare, _) = [await run.measure(source, s, gid, pk, n) for s in ("api", "bare")]
+            (api, p99, kib, took), (bare, _, bare_kib, bare_took) = [
+                await run.measure(source, s, gid, pk, n) for s in ("api", "bare")
+            ]
             verdicts.append(bare > 0 and api / bare >= MIN_RATIO)  # per published event: the live rate drifts
             line = f"{source} {n:,}: api/bare updates per event published {api / (bare or 1):.2f} "
             line += f"(target >= {MIN_RATIO:.2f}) "
@@ -365,6 +370,12 @@ async def bench(run: Run, sizes: list[int]) -> list[bool]:
             if n == max(sizes):
                 verdicts.append(p99 < MAX_P99)
                 line += f"; api p99 {p99:,.0f} ms (target < {MAX_P99:.0f} ms) {VERDICT[verdicts[-1]]}"
+                memory = kib / bare_kib if bare_kib > 0 else math.inf
+                subscribing = took / bare_took if bare_took > 0 else math.inf
+                verdicts += [memory <= MAX_MEMORY, subscribing <= MAX_SUBSCRIBE]
+                line += f"; KiB/connection api/bare {memory:.2f}x (target <= {MAX_MEMORY}x) {VERDICT[verdicts[-2]]}"
+                line += f"; subscribing api/bare {subscribing:.2f}x (target <= {MAX_SUBSCRIBE:g}x) "
+                line += VERDICT[verdicts[-1]]
             print(line, flush=True)
         if source == "live":
             query = "query($id: ID!) { campaign(id: $id) { status stats { sent } } }"

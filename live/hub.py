@@ -58,6 +58,13 @@ class Slot(Generic[T]):
         assert self._value is not None
         return self._value
 
+    def take(self) -> T | None:
+        """The value if a new one came since the last get or take, else None; never waits."""
+        if not self._fresh.is_set():
+            return None
+        self._fresh.clear()
+        return self._value
+
 
 class ChangeSlot:
     """Status changes for one subscriber: at most one pending entry per campaign."""

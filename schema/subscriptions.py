@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from domain.errors import Conflict
+from domain.access import check, needed
+from domain.errors import Conflict, DomainError
 from domain.ids import expect_id, to_global_id
 from domain.lifecycle import CampaignStatus
 from domain.stats import Stats
 from live.hub import LiveHub, ProgressUpdate
 from live.snapshots import own_progress
-from schema.broadcast import CURRENT_STREAM, Broadcaster
+from schema.broadcast import CURRENT_STREAM, Broadcaster, Member, StreamTarget
 from schema.context import Context
 from schema.types import CampaignStats
 from services.auth import Principal
@@ -63,10 +64,51 @@ def _view(snapshot: ProgressUpdate) -> CampaignProgress:
 
 async def _first_snapshot(hub: LiveHub, principal: Principal, pk: int) -> ProgressUpdate:
     """The campaign's numbers from the database; another workspace's is not found."""
-    event = await own_progress(principal.workspace_id, pk)
-    if event is None:
+    snapshot = await _own_snapshot(hub, principal.workspace_id, pk)
+    if snapshot is None:
         raise not_found(pk)
-    return hub.snapshot(event)
+    return snapshot
+
+
+async def join_known_group(context: Context, target: StreamTarget) -> tuple[Member, float, str] | None:
+    """`campaignProgress` asked exactly as a live group asks it (same document,
+    operation name and variables), without strawberry's pipeline: that ask was parsed,
+    validated, costed and executed for the group's first member. What depends on the
+    caller is checked here as the resolver checks it: a principal whose key may
+    subscribe, and the campaign in its workspace (one read shared by the members
+    asking together, Group.first). Returns the member, joined and owed every later
+    frame, the time of its first snapshot and that snapshot's payload, to be sent by
+    the caller; None where the full path must answer (a new ask, or an error, which
+    it words as it always does)."""
+    broadcaster: Broadcaster | None = getattr(context.request.app.state, "broadcaster", None)
+    principal = context.principal
+    if broadcaster is None or principal is None:
+        return None
+    try:
+        check("campaignProgress", needed("subscription", "campaignProgress"), principal.scopes)
+    except DomainError:
+        return None
+    joined = broadcaster.join(target)
+    if joined is None:
+        return None
+    member, group = joined
+    try:
+        own = principal.workspace_id, group.campaign_id
+        first = await group.first(own[0], lambda: _own_snapshot(broadcaster.hub, *own))
+    except Exception:
+        first = None  # the full path reads again and reports the error
+    except BaseException:
+        member.leave()
+        raise
+    if first is None:
+        member.leave()
+        return None
+    return member, *first
+
+
+async def _own_snapshot(hub: LiveHub, workspace_id: int, pk: int) -> ProgressUpdate | None:
+    event = await own_progress(workspace_id, pk)
+    return None if event is None else hub.snapshot(event)
 
 
 def _hub(info: Info) -> LiveHub:

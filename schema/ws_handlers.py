@@ -1,11 +1,17 @@
-"""Strawberry's two WebSocket protocol handlers, with two changes:
+"""Strawberry's two WebSocket protocol handlers, with these changes:
 
 - each operation's task knows where its results go (`CURRENT_STREAM`), so a
   subscription can hand its later results to a broadcast group (schema/broadcast.py).
   Once the first result of a handed-off operation is sent, the handler closes
   strawberry's stream (extensions, execution context, the generator chain: 15 of a
-  subscription's 51 KiB, bench/fanout.py) and waits while the group writes; when the
+  subscription's 51 KiB, bench/fanout.py) while the group writes; when the
   operation ends, however it ends, its member leaves the group;
+- graphql-transport-ws: an operation asking what a live group asks joins it without
+  strawberry's pipeline (schema/subscriptions.py `join_known_group`), and once handed
+  off its task ends: a future stands for it in strawberry's bookkeeping (what it
+  cancels when the operation ends), not a task, its coroutines and their frames. The
+  connection_init timeout's task, cancelled and done, is let go too (a cancelled task
+  keeps its traceback, frames included);
 - a client that disconnects while a result is being sent is not an error: strawberry
   logged one ERROR ("Exception in worker task") per such subscriber, which with
   thousands of dashboards closing buried real errors.
@@ -23,12 +29,15 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
+    _OperationStreamClosed,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import ExecutionResult
 
-from schema.broadcast import CURRENT_STREAM, StreamTarget
+from schema.broadcast import CURRENT_STREAM, Member, StreamTarget
 from schema.context import Context
+from schema.subscriptions import join_known_group
 
 
 def _frame_start(kind: str, operation_id: str) -> str:
@@ -57,34 +66,93 @@ def _leave(target: StreamTarget | None) -> None:
         target.handoff[0].leave()
 
 
+class _Parked(asyncio.Future[None]):
+    """Stands for a handed-off operation's task: cancelling it makes the member leave
+    at once (a done callback would run only at the loop's next turn, and the group
+    could write to the ended operation meanwhile)."""
+
+    def __init__(self, member: Member) -> None:
+        super().__init__()
+        self._member = member
+
+    def cancel(self, msg: Any = None) -> bool:
+        self._member.leave()
+        return super().cancel(msg)
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws (the graphql-ws library's protocol)."""
 
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        timeout = self.connection_init_timeout_task
+        if timeout is not None:
+            timeout.add_done_callback(self._forget_init_timeout)
+
+    def _forget_init_timeout(self, task: asyncio.Task[None]) -> None:
+        if self.connection_init_timeout_task is task:
+            self.connection_init_timeout_task = None
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        if isinstance(self.websocket, ASGIWebSocketAdapter):
-            CURRENT_STREAM.set(
-                StreamTarget(
-                    query=operation.query,
-                    variables=operation.variables,
-                    operation_name=operation.operation_name,
-                    frame_start=_frame_start("next", operation.id),
-                    send_text=self.websocket.ws.send_text,
-                    is_open=lambda: not operation.completed and self.operations.get(operation.id) is operation,
-                )
-            )
-        await super().run_operation(operation)
+        if not isinstance(self.websocket, ASGIWebSocketAdapter):
+            await super().run_operation(operation)
+            return
+        target = StreamTarget(
+            query=operation.query,
+            variables=operation.variables,
+            operation_name=operation.operation_name,
+            frame_start=_frame_start("next", operation.id),
+            send_text=self.websocket.ws.send_text,
+            # (strawberry unregisters an operation as it completes it: one lookup says both)
+            is_open=lambda: self.operations.get(operation.id) is operation,
+        )
+        joined = await join_known_group(self.context, target)
+        if joined is None:
+            CURRENT_STREAM.set(target)
+            await super().run_operation(operation)
+            return
+        member, after, payload = joined
+        try:
+            await target.send_text(f"{target.frame_start}{payload}}}")
+        except Exception:  # the socket is gone: nothing to answer, the connection ends
+            member.leave()
+            if self.operations.get(operation.id) is operation:
+                del self.operations[operation.id]
+            return
+        except BaseException:  # cancelled: the operation ended
+            member.leave()
+            raise
+        if not self._park(operation, member, after):
+            member.leave()
 
     async def _send_result_stream(self, operation: Operation[Context, None], result_source: Any) -> None:
         target = CURRENT_STREAM.get()
         if target is None:
             await super()._send_result_stream(operation, result_source)
             return
+        parked = False
         try:
             await super()._send_result_stream(operation, _until_handed_off(result_source, target))
             if target.handoff is not None:
-                await _serve_handed_off(target, result_source)  # returns only by cancellation
+                await result_source.aclose()
+                parked = self._park(operation, *target.handoff)
+                raise _OperationStreamClosed  # strawberry ends the task without a `complete`
         finally:
-            _leave(target)
+            if not parked:
+                _leave(target)
+
+    def _park(self, operation: Operation[Context, None], member: Member, after: float) -> bool:
+        """The group writes from now on; the operation's task may end. A future takes
+        its place, which strawberry cancels when the operation ends (complete, or the
+        socket closed): the member leaves right then, so the group no longer asks
+        whether the operation is still open before each write. False if the operation
+        ended already."""
+        if operation.completed or self.operations.get(operation.id) is not operation:
+            return False
+        operation.task = _Parked(member)  # type: ignore[assignment]
+        member.target.is_open = None
+        member.start(after)
+        return True
 
     async def handle_task_exception(self, error: Exception) -> None:
         if not isinstance(error, WebSocketDisconnected):

@@ -20,8 +20,10 @@ from starlette.applications import Starlette
 from domain.events import ProgressEvent
 from domain.ids import expect_id
 from live.events import progress_event
+from live.hub import LiveHub, ProgressUpdate
 from runtime.keys import progress_channel
-from schema.broadcast import Broadcaster, Member, StreamTarget
+from schema import broadcast
+from schema.broadcast import Broadcaster, Group, Member, StreamTarget
 from settings import Settings
 from tests.conftest import Api
 from tests.waiting import until
@@ -196,6 +198,94 @@ async def test_a_slow_socket_gets_the_newest_frame_only_and_holds_no_one_up() ->
     assert sent_slow[-1] == '{"id":"1","payload":4}'  # 2 and 3 were replaced, never queued
     for task in streams:
         task.cancel()
+
+
+def recording(sent: list[str], on_send: Any = None, query: str = "q", **variables: Any) -> StreamTarget:
+    """A target asking `query` that records what is written to it, and calls `on_send` first."""
+
+    async def send(text: str) -> None:
+        if on_send is not None:
+            on_send()
+        sent.append(text.removeprefix("<").removesuffix("}"))
+
+    return StreamTarget(query, variables or None, None, "<", send, lambda: True)
+
+
+def group_of(redis: Redis, pk: int) -> tuple[LiveHub, Group]:
+    hub = LiveHub(redis)  # never started: events are dispatched by hand
+    return hub, Group(hub, pk, lambda snapshot: str(snapshot.event["stats"]["sent"]))
+
+
+async def test_a_newer_event_read_mid_round_goes_to_the_rest_of_the_round_then_to_the_first(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Latest wins across a round too: the group lets the loop run between chunks, so a
+    frame is about one event interval old when written, however many sockets there are."""
+    monkeypatch.setattr(broadcast, "CHUNK", 2)
+    hub, group = group_of(redis, 1)
+    sent: list[list[str]] = [[] for _ in range(6)]
+    newer = event(1, 2, at=time.time() + 1)
+
+    def publish_newer_once() -> None:  # read while the round's first chunk is written
+        if hub._latest.get(1) != newer["at"]:
+            hub.dispatch(newer)
+
+    members = [Member(recording(box, publish_newer_once), lambda _: None) for box in sent]
+    group.members.update(members)
+    for m in members:
+        m.start(after=0.0)
+    order = [m for m in group.members]  # the round's order
+    hub.dispatch(event(1, 1, at=time.time()))
+    await until(lambda: all(m.shown == newer["at"] for m in members))
+    first_chunk = {id(m) for m in order[:2]}
+    for m, box in zip(members, sent, strict=True):
+        assert box == (["1", "2"] if id(m) in first_chunk else ["2"]), (order.index(m), box)
+    group.close()
+
+
+async def test_members_asking_together_share_one_first_read_per_workspace(redis: Redis) -> None:
+    _, group = group_of(redis, 1)
+    reads, release = list[int](), asyncio.Event()
+
+    def read(workspace: int) -> Any:
+        async def once() -> ProgressUpdate:
+            reads.append(workspace)
+            await release.wait()
+            return ProgressUpdate(event(1, 5), 0.0)
+
+        return once
+
+    asks = [asyncio.create_task(group.first(w, read(w))) for w in (1, 1, 1, 2)]
+    await asyncio.sleep(0.05)
+    release.set()
+    answers = await asyncio.gather(*asks)
+    assert sorted(reads) == [1, 2] and {a[1] for a in answers if a} == {"5"}
+    assert len({a for a in answers[:3]}) == 1  # the same snapshot for the same workspace
+    group.close()
+
+
+async def test_a_member_joining_gets_the_groups_newest_frame_if_newer_than_its_first(
+    app: Starlette, api: Api, redis: Redis
+) -> None:
+    """As a read shared with an earlier member may predate an update the group already
+    sent: the joiner is offered the group's latest frame."""
+    gid, pk = await campaign(api)
+    broadcaster: Broadcaster = app.state.broadcaster
+    async with connect_session(api, TRANSPORT_WS) as s:
+        await s.subscribe(PROGRESS, id=gid)
+        await s.data()
+        await publish(redis, event(pk, 9))
+        assert (await s.data())["campaignProgress"]["stats"]["sent"] == 9
+        [group] = [g for (c, _), g in broadcaster._groups.items() if c == pk]
+        before = broadcaster.groups
+        sent: list[str] = []
+        late = broadcaster.add(pk, recording(sent, query=PROGRESS, id=gid), lambda u: u)
+        late.start(after=time.time() - 60)  # its first snapshot older than the group's latest
+        await until(lambda: len(sent) == 1)
+        assert broadcaster.groups == before  # the session's group
+        assert json.loads(sent[0]) == json.loads(group.latest[1])  # type: ignore[index]
+        assert json.loads(sent[0])["data"]["campaignProgress"]["stats"]["sent"] == 9
+        late.leave()
 
 
 # --- helpers ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from domain.ids import expect_id, to_global_id
 from runtime.keys import progress_channel
 from schema.broadcast import Broadcaster
+from services.keys import create_key
 from settings import Settings
 from tests.conftest import Api
 from tests.schema.test_broadcast import event
@@ -185,6 +186,36 @@ async def test_progress_of_a_malformed_or_unknown_id_is_not_found_and_joins_no_g
     assert error["message"] == f"No campaign with id {gid!r}."
     assert error["extensions"] == {"code": "NOT_FOUND", "field": ["id"]}
     assert broadcaster.groups == before
+
+
+async def test_joining_a_live_group_still_checks_each_callers_key_and_workspace(
+    app: Starlette, api: Api, other_api: Api, redis: Redis
+) -> None:
+    """A subscription asking what a live group asks skips strawberry's pipeline
+    (join_known_group): what depends on the caller is still checked, and worded as the
+    full path words it."""
+    gid = (await api.ready_campaign(3))["id"]
+    pk = expect_id(gid, "Campaign")
+    broadcaster: Broadcaster = app.state.broadcaster
+    _, writer = await create_key(api.principal, "writer", ["write", "send"])
+    base = str(api.http.base_url).rstrip("/")
+    async with session(api) as first, session(api) as second:
+        await first.subscribe(PROGRESS, id=gid)
+        await first.data()
+        groups = broadcaster.groups
+        async with session(other_api) as stranger, connect(base, writer) as unread:
+            await stranger.subscribe(PROGRESS, id=gid)
+            assert (await error_of(stranger))["extensions"]["code"] == "NOT_FOUND"
+            await unread.subscribe(PROGRESS, id=gid)
+            assert (await error_of(unread))["extensions"]["code"] == "FORBIDDEN"
+        await second.subscribe(PROGRESS, id=gid)
+        joined = (await second.data())["campaignProgress"]
+        assert joined["campaignId"] == gid and joined["stats"]["total"] == 3  # its own first snapshot
+        assert broadcaster.groups == groups  # it joined the live group
+        start = datetime.fromisoformat(joined["at"]).timestamp()
+        await redis.publish(progress_channel(pk), json.dumps(event(pk, 2, at=start + 1)))
+        for s in (first, second):
+            assert (await s.data())["campaignProgress"]["stats"]["sent"] == 2
 
 
 @pytest.mark.parametrize("document", [PROGRESS, CHANGES])

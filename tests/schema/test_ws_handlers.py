@@ -160,6 +160,26 @@ async def test_frames_written_by_the_group_carry_the_operation_id_as_the_client_
             "id": odd,
             "payload": {"data": {"campaignProgress": {"stats": {"sent": 3}}}},
         }
+        # the same ask again: over graphql-transport-ws it joins the live group, and its
+        # first snapshot is written by the handler itself (join_known_group)
+        await start(s, protocol, odd + "2", PROGRESS, id=gid)
+        joined = json.loads(await asyncio.wait_for(s.ws.recv(), 10))
+        assert (joined["type"], joined["id"]) == (DATA[protocol], odd + "2")
+        assert joined["payload"] == {"data": {"campaignProgress": {"stats": {"sent": 0}}}}  # the database's
+
+
+async def test_a_handed_off_operation_keeps_no_task_of_its_own(api: Api) -> None:
+    """graphql-transport-ws: once the group writes an operation's frames its task has
+    ended (a future stands for it): thousands of dashboards, not thousands of tasks."""
+    gid, _ = await campaign(api)
+    async with session(api, TRANSPORT_WS) as s:
+        await start(s, TRANSPORT_WS, "first", PROGRESS, id=gid)
+        await s.data()
+        await until(lambda: not any("run_operation" in repr(t.get_coro()) for t in asyncio.all_tasks()))
+        for i in range(5):
+            await start(s, TRANSPORT_WS, f"op{i}", PROGRESS, id=gid)
+            await s.data()
+        await until(lambda: not any("run_operation" in repr(t.get_coro()) for t in asyncio.all_tasks()))
 
 
 @BOTH
