@@ -21,7 +21,7 @@ returns, before anything runs:
 Not a validation rule: the cost depends on the variables, which validation rules do
 not see, and the rules are ValidationCache's key (schema/extensions.py), so a rule
 carrying a request's variables or limit would make every validation a cache miss, and
-one without them would cache a verdict the variables change. `QueryCostLimit` runs
+one without them would cache a verdict the variables change. `refusal` runs
 right after the (cached) validation, on the document strawberry parsed (also cached)
 and the request's variables, for queries, mutations and subscriptions, over HTTP and
 both WebSocket protocols alike. The cost of an operation without variables is cached by
@@ -31,7 +31,7 @@ dashboard's list query, 35 µs for the costliest legitimate one (the README's).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -62,8 +62,7 @@ from graphql import (
     is_list_type,
 )
 from graphql.type.definition import GraphQLCompositeType
-from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.types import ExecutionContext
 
 from domain.errors import ErrorCode
 from domain.senders import MAX_SENDERS
@@ -286,41 +285,21 @@ def too_costly(operation: OperationDefinitionNode, cost: int, limit: int) -> Gra
     )
 
 
-class QueryCostLimit(SchemaExtension):
-    """Refuses an operation that costs more than MAX_QUERY_COST, after validation and
-    before anything runs (one fresh instance per operation, like the others).
-
-    Strawberry checks for errors inside the validation step, before the hooks resume,
-    so the check runs on entering it: after ValidationCache's hook (hooks are entered
-    in list order), which has validated the document, or, without one, after
-    validating it here (strawberry then does not validate again)."""
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None:
-            if context.pre_execution_errors is None:
-                schema = context.schema._schema
-                context.pre_execution_errors = validate_document(schema, document, context.validation_rules)
-            if not context.pre_execution_errors:
-                refusal = self._refusal(document)
-                if refusal is not None:
-                    # a new list: ValidationCache hands every request the same (cached) one
-                    context.pre_execution_errors = [refusal]
-        yield
-
-    def _refusal(self, document: DocumentNode) -> GraphQLError | None:
-        context = self.execution_context
-        operation = get_operation_ast(document, context.operation_name)
-        if operation is None:
-            return None
-        schema = context.schema._schema
-        if operation.variable_definitions or context.query is None:
-            cost = query_cost(schema, document, context.operation_name, context.variables)
-        else:
-            cost = _fixed_cost(schema, document, context.query, context.operation_name)
-        limit = configured_limit(context.context)
-        return too_costly(operation, cost, limit) if cost > limit else None
+def refusal(context: ExecutionContext) -> GraphQLError | None:
+    """The refusal of the operation of a validated document, when it costs more than
+    MAX_QUERY_COST; None when it may run. Called by the Guard extension
+    (schema/extensions.py) right after validation, before anything runs."""
+    document = context.graphql_document
+    operation = get_operation_ast(document, context.operation_name) if document is not None else None
+    if document is None or operation is None:
+        return None
+    schema = context.schema._schema
+    if operation.variable_definitions or context.query is None:
+        cost = query_cost(schema, document, context.operation_name, context.variables)
+    else:
+        cost = _fixed_cost(schema, document, context.query, context.operation_name)
+    limit = configured_limit(context.context)
+    return too_costly(operation, cost, limit) if cost > limit else None
 
 
 #: the costs of operations without variables, per schema, by document text and

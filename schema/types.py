@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -141,18 +142,23 @@ class CampaignStats:
 
     @classmethod
     def of(cls, s: Stats) -> CampaignStats:
-        counters = dict(zip(STAT_FIELDS, _counters(s), strict=True))
-        return cls(
-            **counters,
-            progress=s.progress,
-            delivery_rate=s.delivery_rate,
-            read_rate=s.read_rate,
-            failure_rate=s.failure_rate,
-        )
+        return _stats_of_counters(_counters(s))
 
 
-def stats_of(c: models.Campaign | CampaignRow) -> Stats:
-    return Stats(*_counters(c))  # STAT_FIELDS are Stats' fields, in their order
+@lru_cache(maxsize=4096)
+def _stats_of_counters(counters: tuple[int, ...]) -> CampaignStats:
+    """The stats of these counters (STAT_FIELDS' order). Memoized: a function of the
+    counters alone, so never stale, and a page's idle campaigns answer the same ones
+    request after request (building them was 2.6 µs a campaign, over half of its
+    object). Nothing writes to a CampaignStats, so one may serve many answers."""
+    s = Stats(*counters)  # STAT_FIELDS are Stats' fields, in their order
+    return CampaignStats(
+        **dict(zip(STAT_FIELDS, counters, strict=True)),
+        progress=s.progress,
+        delivery_rate=s.delivery_rate,
+        read_rate=s.read_rate,
+        failure_rate=s.failure_rate,
+    )
 
 
 #: a campaign's (or Stats') counters as a tuple, in STAT_FIELDS' order: one C call a
@@ -292,6 +298,11 @@ class Campaign(Node):
     )
     template_language: str | None
     status: CampaignStatus
+    # a value, not a resolver: a list page asks for it per campaign, and a resolver's
+    # call costs more than the list it returns (its status's, looked up once)
+    allowed_actions: list[CampaignAction] = strawberry.field(  # type: ignore[valid-type]
+        description="What a user may do to a campaign now; the lifecycle table decides."
+    )
     status_reason: str | None = strawberry.field(
         description=(
             "Why the campaign is paused, failed or cancelled, where a reason is known; while PROCESSING, why "
@@ -373,10 +384,6 @@ class Campaign(Node):
 
         return await schedule_of_occurrence(self._pk)
 
-    @strawberry.field(description="What a user may do to a campaign now; the lifecycle table decides.")
-    def allowed_actions(self) -> list[CampaignAction]:  # type: ignore[valid-type]
-        return list(_ALLOWED_ACTIONS[self.status])
-
     @strawberry.field(
         description=(
             f"Oldest first. first/after page forward, last/before backward; at most {reads.MAX_PAGE} a page, "
@@ -421,6 +428,7 @@ class Campaign(Node):
             template_name=c.template_name,
             template_language=c.template_language,
             status=c.status,
+            allowed_actions=list(_ALLOWED_ACTIONS[c.status]),
             status_reason=c.status_reason,
             next_send_at=c.next_send_at,
             time_zone=c.time_zone,
@@ -428,7 +436,7 @@ class Campaign(Node):
             send_rate=c.send_rate,
             failure_threshold=c.failure_threshold,
             failure_sample_size=c.failure_sample_size,
-            stats=CampaignStats.of(stats_of(c)),
+            stats=_stats_of_counters(_counters(c)),
             created_at=c.created_at,
             updated_at=c.updated_at,
             started_at=c.started_at,

@@ -1,6 +1,6 @@
 """schema/extensions.py: which errors are the client's and which are masked as bugs,
-fresh extension instances per operation over caches shared by every request, and the
-limit rules built once so validation results are cached.
+a fresh Guard per operation over caches shared by every request, and the limit rules
+built once so validation results are cached.
 
 The limits themselves and the masking of one error at a time are in
 tests/web/test_edges.py."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,11 +17,11 @@ import pytest
 import strawberry
 from graphql import GraphQLError
 from strawberry.asgi import GraphQL
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
 from domain.errors import NotFound, ValidationFailed
-from schema.cost import QueryCostLimit
-from schema.extensions import MAX_TOKENS, MaskUnexpectedErrors, OperationNameRequired, extensions, is_expected
+from schema import extensions as guard_module
+from schema.extensions import CACHED_DOCUMENTS, MAX_TOKENS, Guard, extensions, is_expected
 from tests.conftest import Api, serve
 from tests.schema.states import future
 from web.observability import ObservabilityMiddleware
@@ -35,28 +36,32 @@ def test_client_errors_are_expected_and_anything_else_is_a_bug() -> None:
     assert not is_expected(GraphQLError("key", original_error=KeyError("workspace_id")))
 
 
-def test_each_operation_gets_new_extensions_that_share_the_caches_and_the_limit_rules() -> None:
+def test_each_operation_gets_a_new_guard_over_caches_shared_by_every_request() -> None:
     first, second = [f() for f in extensions()], [f() for f in extensions()]
-    assert [type(e) for e in first] == [
-        AddValidationRules,
-        MaxTokensLimiter,
-        ParserCache,
-        ValidationCache,
-        OperationNameRequired,  # after ValidationCache: it sets the request error in that step
-        QueryCostLimit,  # after ValidationCache: it costs the validated document
-        MaskUnexpectedErrors,
-    ]
+    assert [type(e) for e in first] == [Guard]  # one extension: its hooks cost once, not seven times
     assert all(a is not b for a, b in zip(first, second, strict=True))  # no per-operation state shared
-    rules_a, rules_b = first[0], second[0]
-    assert isinstance(rules_a, AddValidationRules) and isinstance(rules_b, AddValidationRules)
-    assert rules_a.validation_rules is rules_b.validation_rules  # one key for ValidationCache
-    assert isinstance(first[1], MaxTokensLimiter) and first[1].max_token_count == MAX_TOKENS
-    parse_a, parse_b = first[2], second[2]
-    assert isinstance(parse_a, ParserCache) and isinstance(parse_b, ParserCache)
-    assert parse_a.cached_parse_document is parse_b.cached_parse_document
-    validate_a, validate_b = first[3], second[3]
-    assert isinstance(validate_a, ValidationCache) and isinstance(validate_b, ValidationCache)
-    assert validate_a.cached_validate_document is validate_b.cached_validate_document
+    # strawberry's module-level caches, the ones a ParserCache or ValidationCache of that size uses
+    assert guard_module._parse is ParserCache(maxsize=CACHED_DOCUMENTS).cached_parse_document
+    assert guard_module._validate is ValidationCache(maxsize=CACHED_DOCUMENTS).cached_validate_document
+
+
+async def test_the_guard_sets_the_token_limit_and_the_same_limit_rules_for_every_operation() -> None:
+    seen: list[tuple[object, object]] = []
+
+    class Watch(SchemaExtension):
+        def on_validate(self) -> Iterator[None]:  # entered after the guard's: its settings are in
+            context = self.execution_context
+            seen.append((context.parse_options.get("max_tokens"), context.validation_rules))
+            yield
+
+    watched = strawberry.Schema(query=Query, extensions=[*extensions(), Watch])
+    for _ in range(2):
+        assert (await watched.execute("{ fine }")).data == {"fine": "ok"}
+    (tokens, rules), (tokens_again, rules_again) = seen
+    assert tokens == tokens_again == MAX_TOKENS
+    assert isinstance(rules, tuple) and isinstance(rules_again, tuple)
+    assert set(guard_module._LIMIT_RULES) <= set(rules)  # the depth and alias limits
+    assert all(a is b for a, b in zip(rules, rules_again, strict=True))  # the same rule classes: one cache key
 
 
 async def test_a_repeated_query_is_parsed_and_validated_once(api: Api) -> None:
