@@ -1,6 +1,6 @@
 """GraphQL `campaigns(first: 20)` requests/s over HTTP, against two baselines.
 
-    python bench/graphql_query.py [--duration 10] [--connections 32] [--database-url URL] [--strict]
+    python bench/graphql_query.py [--duration 10] [--connections 32] [--rounds 3] [--database-url URL] [--strict]
 
 Seeds a workspace with 50 campaigns (SQLite in a temp dir unless --database-url), then
 serves each in its own uvicorn subprocess (one process, log level warning, no access log)
